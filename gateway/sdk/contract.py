@@ -1,0 +1,164 @@
+"""The whole contract between the gateway core and a department adapter.
+
+An adapter turns one matter of one case into its department's own protocol and its department's answer back into a
+`NativeOutcome`; the core owns everything else (retries, breakers, status mapping, storage, notifications).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import httpx
+import structlog
+from pydantic import BaseModel
+
+from gateway.sdk.status_table import StatusTable
+
+
+class AdapterSettings(BaseModel):
+    """Per-department settings (env `GATEWAY_ADAPTERS__<NAME>__BASE_URL` and so on)."""
+
+    base_url: str = ""
+    timeout_s: float = 5.0
+    # The department's key for signing its callbacks to us (shared secret agreed at onboarding).
+    callback_secret: str = "dev-callback-secret"
+    options: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class DepartmentRequest:
+    request_id: str  # deterministic per case + matter + operation: a retry can never register twice
+    case_id: str
+    matter: str
+    operation: str
+    profile: str
+    channel: str
+    region_code: str  # the profile's division code, e.g. "450000"
+    applicant: Mapping[str, Any]  # validated, normalised, enriched from the e-licenses
+    section: Mapping[str, Any]
+    agent: Mapping[str, Any] | None
+    callback_url: str  # where the department posts its asynchronous answers
+
+
+@dataclass
+class NativeOutcome:
+    """What the department said, in its own terms; the core maps `native_status` through the status table."""
+
+    native_status: str
+    reference: str | None = None  # the department's own business number
+    message: str | None = None  # the department's text: the reason shown to the applicant on rejection
+    links: dict[str, str] = field(default_factory=dict)  # applicant steps: {"payment": department H5 URL}
+    data: dict[str, Any] = field(default_factory=dict)  # e.g. amount due, account number, certificate identifier
+
+
+@dataclass(frozen=True)
+class CallbackEvent:
+    request_id: str
+    outcome: NativeOutcome
+
+
+class TechnicalFault(Exception):
+    """The department did not answer properly: retried with back-off, then dead-lettered. Never a rejection."""
+
+
+class DepartmentTimeout(TechnicalFault):
+    pass
+
+
+class DepartmentUnavailable(TechnicalFault):
+    """Connection refused or reset, 5xx, SOAP server fault."""
+
+
+class MalformedReply(TechnicalFault):
+    pass
+
+
+class InvalidCallback(Exception):
+    """An unsigned, forged, stale or unreadable callback: refused, changes nothing."""
+
+
+@dataclass(frozen=True)
+class AdapterContext:
+    name: str
+    settings: AdapterSettings
+    http: httpx.AsyncClient  # owned by the core: time-outs, metrics and request-id hooks live there
+    logger: structlog.typing.FilteringBoundLogger
+
+
+class DepartmentAdapter(ABC):
+    name: ClassVar[str]  # entry-point name, e.g. "medical"
+    department: ClassVar[str]  # hrss | medical | tax | housing_fund | e_license | ...
+    version: ClassVar[str] = "0.1.0"
+    protocol: ClassVar[str] = "rest"  # rest | soap
+    operations: ClassVar[Mapping[str, str]]  # operation -> what it does
+    status_table: ClassVar[StatusTable]
+    # True when the department answers some operations only later (callback or polling).
+    supports_polling: ClassVar[bool] = True
+
+    def __init__(self, ctx: AdapterContext) -> None:
+        self.ctx = ctx
+
+    async def start(self) -> None:
+        """Build what is expensive once (a zeep client per WSDL, say)."""
+
+    async def close(self) -> None:
+        """Release what start() built; the core closes the shared http client itself."""
+
+    @abstractmethod
+    async def submit(self, request: DepartmentRequest) -> NativeOutcome:
+        """Send the matter; the department de-duplicates by `request.request_id`."""
+
+    @abstractmethod
+    async def query_status(self, request: DepartmentRequest, reference: str | None) -> NativeOutcome:
+        """Ask where the matter stands."""
+
+    @abstractmethod
+    def parse_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
+        """Verify the department's signature and read its callback; raise InvalidCallback otherwise."""
+
+    async def health(self) -> bool:
+        try:
+            response = await self.ctx.http.get(self.ctx.settings.base_url.rstrip("/") + "/health", timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code < 500
+
+
+def request_id_for(case_id: str, matter: str, operation: str) -> str:
+    """Deterministic: the same case, matter and operation always send the same id."""
+    digest = hashlib.sha256(f"{case_id}|{matter}|{operation}".encode()).hexdigest()[:30].upper()
+    return f"GW{digest}"
+
+
+def hmac_hex(secret: str, message: bytes) -> str:
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def verify_hmac_hex(secret: str, message: bytes, signature: str) -> bool:
+    return hmac.compare_digest(hmac_hex(secret, message), signature.strip().lower())
+
+
+@dataclass(frozen=True)
+class ELicense:
+    kind: Literal["id_card", "household_register"]
+    identifier: str  # 1.2.156.3005.2.<type>.<issuer>.<serial>.<version>.<check>
+    holder_name: str
+    holder_id_number: str
+    fields: Mapping[str, Any]  # e.g. address, household_division_code, ethnicity, valid_until
+
+
+class ELicenseSource(ABC):
+    """What the e-license adapter offers besides matters: documents for the case, certificates at its end."""
+
+    @abstractmethod
+    async def fetch_identity_documents(self, name: str, id_number: str, authorization: str) -> list[ELicense]:
+        """ID card and household register of the holder; [] when the system has no record."""
+
+    @abstractmethod
+    async def issue_certificate(self, request: DepartmentRequest, certificate_type: str) -> NativeOutcome:
+        """Issue an e-certificate (e.g. 《就业创业证》); `data` carries identifier and issued_at."""

@@ -1,0 +1,175 @@
+"""What every mock department has: fault injection, de-duplication by request id, stats, signed callbacks.
+
+Mocks play other organisations' systems, so nothing here imports the gateway or the adapters: the wire format is the
+only contract between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from pydantic import BaseModel
+
+
+class Faults(BaseModel):
+    error_rate: float = 0.0  # answer 5xx (REST) or a SOAP server fault
+    timeout_rate: float = 0.0  # do the work, then hang past any sane client time-out
+    latency_ms: int = 0  # added to every business call
+    malformed_rate: float = 0.0  # answer 200 with a garbage body
+    outage: bool = False  # the department is down: every business call fails at once
+
+
+def faults_from_env() -> Faults:
+    """`MOCK_FAULTS` as JSON, passed on by `gateway up` and `gateway mocks` to every mock they start."""
+    raw = os.environ.get("MOCK_FAULTS", "").strip()
+    return Faults.model_validate_json(raw) if raw else Faults()
+
+
+def applicant_delay_s() -> float | None:
+    """How long the simulated applicant takes to act on an H5 link; None ("off") leaves it to a person or a test."""
+    raw = os.environ.get("MOCK_APPLICANT_DELAY_S", "off").strip().lower()
+    return None if raw in ("", "off", "none") else float(raw)
+
+
+HANG_S = 120.0  # longer than any client time-out the gateway uses
+
+
+@dataclass
+class MockState:
+    name: str
+    faults: Faults = field(default_factory=faults_from_env)
+    received: int = 0
+    duplicates: int = 0
+    registrations: int = 0
+    callbacks_sent: int = 0
+    callbacks_failed: int = 0
+    # request id -> the answer given the first time: a repeat gets the same answer and registers nothing
+    answers: dict[str, Any] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "received": self.received,
+            "duplicates": self.duplicates,
+            "registrations": self.registrations,
+            "callbacks_sent": self.callbacks_sent,
+            "callbacks_failed": self.callbacks_failed,
+            "faults": self.faults.model_dump(),
+        }
+
+    async def once(self, request_id: str, register: Callable[[], Awaitable[Any]]) -> Any:
+        """Run `register` the first time a request id is seen; afterwards answer what was answered then."""
+        async with self.lock:
+            self.received += 1
+            if request_id in self.answers:
+                self.duplicates += 1
+                return self.answers[request_id]
+            answer = await register()
+            self.answers[request_id] = answer
+            self.registrations += 1
+            return answer
+
+    def spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+
+@dataclass(frozen=True)
+class FaultDecision:
+    kind: str  # "ok" | "error" | "timeout" | "malformed" | "outage"
+
+
+async def decide_fault(state: MockState) -> FaultDecision:
+    """Draw this call's fault from the settings, after the configured latency."""
+    faults = state.faults
+    if faults.latency_ms:
+        await asyncio.sleep(faults.latency_ms / 1000)
+    if faults.outage:
+        return FaultDecision("outage")
+    draw = random.random()
+    for kind, rate in (("error", faults.error_rate), ("timeout", faults.timeout_rate),
+                       ("malformed", faults.malformed_rate)):
+        if draw < rate:
+            return FaultDecision(kind)
+        draw -= rate
+    return FaultDecision("ok")
+
+
+def add_control_routes(app: FastAPI, state: MockState) -> None:
+    """`/_mock/faults`, `/_mock/stats`, `/health`: the control plane answers even while the department is 'down'."""
+
+    @app.get("/_mock/faults")
+    async def get_faults() -> dict[str, Any]:
+        return state.faults.model_dump()
+
+    @app.post("/_mock/faults")
+    async def set_faults(request: Request) -> dict[str, Any]:
+        state.faults = Faults.model_validate(await request.json())
+        return state.faults.model_dump()
+
+    @app.get("/_mock/stats")
+    async def stats() -> dict[str, Any]:
+        return state.stats()
+
+    @app.post("/_mock/reset")
+    async def reset() -> dict[str, Any]:
+        state.faults = Faults()
+        state.received = state.duplicates = state.registrations = 0
+        state.callbacks_sent = state.callbacks_failed = 0
+        state.answers.clear()
+        return state.stats()
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "down" if state.faults.outage else "up", "name": state.name}
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+
+
+async def send_callback(state: MockState, url: str, payload: dict[str, Any], *, secret: str,
+                        signature_header: str, timestamp_header: str, attempts: int = 5) -> None:
+    """POST a signed callback the way a department's notifier would: a few tries, then give up (ops will poll)."""
+    body = json.dumps(payload, ensure_ascii=False).encode()
+    for attempt in range(attempts):
+        timestamp = str(int(time.time()))
+        headers = {"Content-Type": "application/json", timestamp_header: timestamp,
+                   signature_header: sign(secret, timestamp, body)}
+        try:
+            async with httpx.AsyncClient(timeout=5.0) as client:
+                response = await client.post(url, content=body, headers=headers)
+            if response.status_code < 500:
+                state.callbacks_sent += 1
+                return
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.2 * 2**attempt)
+    state.callbacks_failed += 1
+
+
+def garbage_response() -> Response:
+    return Response(content=b"<html><body>502 Bad Gateway\x00\xff", media_type="application/json", status_code=200)
+
+
+def env_secret(name: str) -> str:
+    return os.environ.get(f"MOCK_{name.upper()}_CALLBACK_SECRET", "dev-callback-secret")
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
