@@ -1,0 +1,204 @@
+"""A region profile as data: matters, their form sections, rules, materials and time limits.
+
+The YAML files under ``profiles/`` are parsed into these frozen models. Section fields are written in the YAML as
+JSON Schema fragments (draft 2020-12) so that what the platform renders, what the gateway validates and what the
+catalogue publishes are one and the same text; ``section_schema.py`` turns a matter's fragment into the full schema.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+Channel = Literal["online", "window"]
+Department = Literal["hrss", "medical", "tax", "housing_fund", "e_license"]
+IdType = Literal["resident_id", "hmt_residence_permit", "other"]
+ELicense = Literal["id_card", "household_register"]
+_BOTH_CHANNELS: tuple[Channel, ...] = ("online", "window")
+_ID_DOCUMENTS: tuple[IdType, ...] = ("resident_id", "hmt_residence_permit")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TimeLimits(_Frozen):
+    """Promised working days per channel; 0 = finished the same (working) day."""
+
+    online: int = Field(ge=0)
+    window: int = Field(ge=0)
+
+    def for_channel(self, channel: Channel) -> int:
+        return self.online if channel == "online" else self.window
+
+
+class Prerequisite(_Frozen):
+    """The matter needs one of ``any_of`` selected in the same case, or (if allowed) already held.
+
+    "Already held" is the applicant's statement in the section field ``held_field`` (a list of matter codes); the
+    gateway adds that field to the section schema itself, so profiles cannot forget or misspell it.
+    """
+
+    any_of: list[str] = Field(min_length=1)
+    or_already_held: bool = False
+    held_field: str = "already_enrolled"
+
+
+class Condition(_Frozen):
+    """True when the section value at ``field`` (dotted, ``*`` for every array row) is one of ``in``."""
+
+    field: str
+    in_: list[Any] = Field(alias="in", min_length=1)
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Material(_Frozen):
+    code: str
+    name_zh: str
+    name_en: str
+    # False: needed only in the situation described by ``when_zh`` (checked by the clerk or ``when``).
+    required: bool = True
+    when_zh: str | None = None
+    when_en: str | None = None
+    when: Condition | None = None
+    # An e-license that proves the same thing: online applicants never upload it (证件免交).
+    satisfied_by: ELicense | None = None
+    channels: list[Channel] = Field(default_factory=lambda: list(_BOTH_CHANNELS))
+    spec: dict[str, Any] | None = None  # e.g. the card photo's pixel size and byte range
+
+    def uploaded(self, channel: Channel) -> bool:
+        return channel in self.channels and not (channel == "online" and self.satisfied_by is not None)
+
+
+class UnderRetirementAge(_Frozen):
+    check: Literal["under_retirement_age"]
+
+
+class MinimumAge(_Frozen):
+    check: Literal["min_age"]
+    years: int = Field(ge=0, le=100)
+
+
+class HouseholdRegistration(_Frozen):
+    """Household registration (户籍) in the profile's region; permit holders: residence in the region instead."""
+
+    check: Literal["household_registration"]
+
+
+class Statement(_Frozen):
+    """An applicant's statement in the section: boolean ``field`` must equal ``must_be`` (e.g. not a student)."""
+
+    check: Literal["statement"]
+    field: str
+    must_be: bool
+    code: str
+    message_zh: str
+    message_en: str
+
+
+Eligibility = Annotated[
+    UnderRetirementAge | MinimumAge | HouseholdRegistration | Statement, Field(discriminator="check")
+]
+
+
+class ChannelLimit(_Frozen):
+    """Section values only accepted on some channels (e.g. a change of name only at the window)."""
+
+    field: str
+    in_: list[Any] = Field(alias="in", min_length=1)
+    channels: list[Channel] = Field(min_length=1)
+    reason_zh: str
+    reason_en: str
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class DateOrder(_Frozen):
+    """``earlier`` <= ``later`` (both dotted paths; ``*`` pairs rows of the same array)."""
+
+    rule: Literal["date_order"]
+    earlier: str
+    later: str
+
+
+class DateNotFuture(_Frozen):
+    rule: Literal["date_not_future"]
+    field: str
+
+
+class DateNotPast(_Frozen):
+    rule: Literal["date_not_past"]
+    field: str
+
+
+class ValuesDiffer(_Frozen):
+    rule: Literal["values_differ"]
+    first: str
+    second: str
+
+
+SectionRule = Annotated[DateOrder | DateNotFuture | DateNotPast | ValuesDiffer, Field(discriminator="rule")]
+
+
+class MatterSpec(_Frozen):
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name_zh: str
+    name_en: str
+    department: str  # checked against Department by the loader, with a precise message
+    adapter: str
+    operation: str
+    prerequisite: Prerequisite | None = None
+    time_limits: TimeLimits
+    # JSON Schema fragment of the section: an object schema's keywords (properties, required, if/then, ...).
+    section: dict[str, Any] = Field(default_factory=dict)
+    rules: list[SectionRule] = Field(default_factory=list)
+    eligibility: list[Eligibility] = Field(default_factory=list)
+    channel_limits: list[ChannelLimit] = Field(default_factory=list)
+    materials: list[Material] = Field(default_factory=list)
+
+
+class Proxy(_Frozen):
+    """委托代办: who may act for the applicant and what they bring."""
+
+    allowed: bool = True
+    id_types: list[IdType] = Field(default_factory=lambda: list(_ID_DOCUMENTS))
+    materials: list[Material] = Field(default_factory=list)
+
+
+class Profile(_Frozen):
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name_zh: str
+    name_en: str
+    division_code: str = Field(pattern=r"^\d{6}$")
+    # Names by which an address shows it lies in the region (e.g. 广西), for household registration given as text.
+    region_names: list[str] = Field(min_length=1)
+    female_original_retirement_age: Literal[50, 55]
+    promised_working_days: int | None = Field(default=None, ge=0)
+    statutory_working_days: int | None = Field(default=None, ge=0)
+    certificate: str | None = None
+    applicant_id_types: list[IdType] = Field(min_length=1)
+    mutually_exclusive: list[tuple[str, str]] = Field(default_factory=list)
+    proxy: Proxy = Field(default_factory=Proxy)
+    common_materials: list[Material] = Field(default_factory=list)
+    matters: list[MatterSpec] = Field(min_length=1)
+    # Compiled section schemas and validators, filled lazily by section_schema.py (a cache, not data).
+    _compiled: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def matter(self, code: str) -> MatterSpec:
+        for matter in self.matters:  # a handful of matters: a scan is cheaper than keeping an index in a frozen model
+            if matter.code == code:
+                return matter
+        raise KeyError(code)
+
+    def has_matter(self, code: str) -> bool:
+        return any(m.code == code for m in self.matters)
+
+    @property
+    def division_prefix(self) -> str:
+        """Leading digits every division code of the region shares: "450000" -> "45", "360400" -> "3604"."""
+        prefix = self.division_code
+        while prefix.endswith("00") and len(prefix) > 2:
+            prefix = prefix[:-2]
+        return prefix
