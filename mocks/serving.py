@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import uvicorn
@@ -41,10 +42,22 @@ def _config(app: FastAPI, port: int) -> uvicorn.Config:
                           timeout_graceful_shutdown=2)
 
 
-async def serve_mocks(ports: dict[str, int]) -> None:
-    """Serve every named mock on its loopback port in this event loop until cancelled."""
-    servers = [uvicorn.Server(_config(create_mock(name), port)) for name, port in ports.items()]
-    await asyncio.gather(*(server.serve() for server in servers))
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: `serve_mocks` stops every server together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def serve_mocks(ports: dict[str, int], stop: asyncio.Event) -> None:
+    """Serve every named mock on its loopback port in this event loop until `stop` is set."""
+    servers = [_Server(_config(create_mock(name), port)) for name, port in ports.items()]
+    jobs = [asyncio.create_task(server.serve()) for server in servers]
+    await stop.wait()
+    for server in servers:
+        server.should_exit = True
+    await asyncio.gather(*jobs, return_exceptions=True)
 
 
 @dataclass

@@ -103,10 +103,10 @@ class DepartmentAdapter(ABC):
     def __init__(self, ctx: AdapterContext) -> None:
         self.ctx = ctx
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 - optional hook, most adapters need nothing here
         """Build what is expensive once (a zeep client per WSDL, say)."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook
         """Release what start() built; the core closes the shared http client itself."""
 
     @abstractmethod

@@ -98,7 +98,8 @@ def create_app() -> FastAPI:
             body = await request.json()
             txn = TRANSACTIONS[str(body["infno"])]
             data = dict(body["input"]["data"])
-            msgid = str(body["msgid"])
+            if not body.get("msgid"):  # the platform refuses an envelope without its message id
+                raise KeyError("msgid")
         except (ValueError, KeyError, TypeError):
             return JSONResponse(envelope(-1, None, "E0001 报文格式错误"), status_code=400)
         if txn == "query":

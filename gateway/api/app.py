@@ -1,0 +1,188 @@
+"""The unified API (a contract with the platform): cases, profiles, department callbacks, H5 links, health."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+
+from gateway.api.errors import ApiError, ErrorItem, not_found, unauthorized
+from gateway.bootstrap import Services, build_services
+from gateway.observability.metrics import API_LATENCY, API_REQUESTS, CALLBACKS
+from gateway.orchestration.intake import overdue_cases, read_case, submit_case
+from gateway.profiles.catalogue import catalogue, catalogue_index
+from gateway.sdk import DepartmentAdapter, InvalidCallback
+from gateway.security.applicant_identity import ApplicantAssertion
+from gateway.security.callers import Caller
+from gateway.security.links import InvalidLink
+from gateway.settings import Settings
+
+log = structlog.get_logger("gateway.api")
+
+
+def create_app(settings: Settings, redis_url: str,
+               adapter_classes: dict[str, type[DepartmentAdapter]] | None = None,
+               services: Services | None = None) -> FastAPI:
+    """The API; it builds its services in its own event loop unless given (when it shares a process's loop)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = services is None
+        app.state.services = services or await build_services(settings, redis_url, consumer="api", api=True,
+                                                              adapter_classes=adapter_classes)
+        yield
+        if own:
+            await app.state.services.close()
+
+    app = FastAPI(title="灵活就业参保一件事 gateway", version="0.1.0", lifespan=lifespan)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        API_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        API_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+        return response
+
+    def svc(request: Request) -> Services:
+        services: Services = request.app.state.services
+        return services
+
+    async def caller_of(request: Request) -> Caller:
+        services = svc(request)
+        assert services.authenticator is not None
+        path = request.scope.get("raw_path", request.url.path.encode()).decode()
+        if request.url.query:
+            path += "?" + request.url.query
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        return await services.authenticator.authenticate(request.method, path, headers, await request.body())
+
+    def assertion_of(request: Request) -> ApplicantAssertion | None:
+        token = request.headers.get("x-applicant-assertion", "").strip()
+        if not token:
+            return None
+        identity = svc(request).identity
+        assert identity is not None
+        return identity.verify(token)
+
+    @app.post("/v1/cases", status_code=202)
+    async def create_case(request: Request) -> JSONResponse:
+        caller = await caller_of(request)
+        assertion = assertion_of(request)
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError as exc:
+            raise ApiError(422, ErrorItem("body.invalid", "", "请求体不是合法的 JSON", "the body is not valid JSON")
+                           ) from exc
+        accepted = await submit_case(svc(request), caller, request.headers.get("idempotency-key", "").strip(), body,
+                                     assertion)
+        case_id = accepted.view["id"]
+        return JSONResponse(accepted.view, status_code=202 if accepted.created else 200,
+                            headers={"Location": f"/v1/cases/{case_id}"})
+
+    @app.get("/v1/cases")
+    async def list_cases(request: Request, overdue: bool = False) -> dict[str, Any]:
+        caller = await caller_of(request)
+        if not overdue:
+            raise ApiError(422, ErrorItem("query.overdue.required", "overdue", "目前仅支持 overdue=true 查询",
+                                          "only overdue=true listing is offered"))
+        cases = await overdue_cases(svc(request), caller)
+        return {"cases": cases, "count": len(cases)}
+
+    @app.get("/v1/cases/{case_id}")
+    async def get_case(case_id: str, request: Request) -> dict[str, Any]:
+        caller = await caller_of(request)
+        view = await read_case(svc(request), case_id, caller)
+        if view is None:
+            raise not_found("case")
+        return view
+
+    @app.get("/v1/profiles")
+    async def list_profiles(request: Request) -> dict[str, Any]:
+        await caller_of(request)
+        return catalogue_index(svc(request).profiles)
+
+    @app.get("/v1/profiles/{profile}")
+    async def get_profile(profile: str, request: Request) -> dict[str, Any]:
+        await caller_of(request)
+        try:
+            return catalogue(svc(request).profiles.get(profile))
+        except KeyError:
+            raise not_found("profile") from None
+
+    @app.post("/v1/callbacks/{adapter_name}")
+    async def department_callback(adapter_name: str, request: Request) -> dict[str, Any]:
+        """Signed by the department's key (not a platform caller): verified by its adapter."""
+        services = svc(request)
+        adapter = services.adapters.adapters.get(adapter_name)
+        if adapter is None:
+            raise not_found("adapter")
+        body = await request.body()
+        try:
+            event = adapter.parse_callback(dict(request.headers), body)
+        except InvalidCallback as exc:
+            CALLBACKS.labels(adapter_name, "refused").inc()
+            log.warning("callback refused", adapter=adapter_name, reason=str(exc))
+            raise unauthorized("callback.signature_invalid", "回调签名校验失败", str(exc)) from exc
+        located = await services.store.locate_request(event.request_id)
+        if located is None:
+            CALLBACKS.labels(adapter_name, "unknown_request").inc()
+            raise not_found("request")
+        case_id, matter = located
+        case, task = await services.store.get_case(case_id), await services.store.get_task(case_id, matter)
+        if case is None or task is None or task.adapter != adapter_name:
+            CALLBACKS.labels(adapter_name, "unknown_request").inc()
+            raise not_found("request")
+        result = await services.engine.apply_outcome(case, task, adapter, event.outcome)
+        outcome = ("ignored" if result is None else "applied" if result.moved else
+                   "duplicate" if result.repeated else "stale")
+        CALLBACKS.labels(adapter_name, outcome).inc()
+        return {"result": outcome}
+
+    @app.get("/h5/{token}")
+    async def h5_link(token: str, request: Request) -> Response:
+        """The applicant's browser comes back with a signed link: verify it, then hand over to the department."""
+        services = svc(request)
+        try:
+            target = services.links.verify(token)
+        except InvalidLink as exc:
+            return JSONResponse({"errors": [{"code": exc.code, "field": "token", "message_zh": "链接无效或已过期",
+                                             "message_en": str(exc)}]}, status_code=403)
+        task = await services.store.get_task(target.case_id, target.matter)
+        url = (task.data.get("department_links") or {}).get(target.step) if task else None
+        if not url:
+            return JSONResponse({"errors": [{"code": "link.unknown_step", "field": "token",
+                                             "message_zh": "链接对应的办理步骤不存在", "message_en": "no such step"}]},
+                                status_code=404)
+        return RedirectResponse(url, status_code=302)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        try:
+            await svc(request).redis.ping()
+        except (RedisError, OSError) as exc:
+            return JSONResponse({"status": "not ready", "redis": str(exc)[:200]}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,91 @@
+"""Wires the gateway's parts by hand, once per process: what the API and the worker share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from gateway.departments.registry import AdapterManager
+from gateway.domain.working_days import WorkingDayCalendar
+from gateway.observability.metrics import CALENDAR_FALLBACK
+from gateway.orchestration.engine import Engine
+from gateway.profiles.loader import ProfileRegistry
+from gateway.resilience.breaker import CircuitBreakers
+from gateway.sdk import DepartmentAdapter
+from gateway.security.applicant_identity import IdentityVerifier
+from gateway.security.callers import CallerAuthenticator, load_callers
+from gateway.security.links import LinkSigner
+from gateway.security.pii import PiiCipher
+from gateway.security.secrets import stored_secret
+from gateway.settings import Settings
+from gateway.store.cases import CaseStore
+from gateway.store.connection import StrRedis, connect
+from gateway.store.queue import TaskQueue
+
+log = structlog.get_logger("gateway")
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+def _calendar_fallback(year: int) -> None:
+    CALENDAR_FALLBACK.labels(str(year)).inc()
+    log.warning("no holiday data for year: deadlines use Mon-Fri; add the year to the calendar overrides", year=year)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: StrRedis
+    store: CaseStore
+    queue: TaskQueue
+    profiles: ProfileRegistry
+    adapters: AdapterManager
+    engine: Engine
+    links: LinkSigner
+    calendar: WorkingDayCalendar
+    authenticator: CallerAuthenticator | None
+    identity: IdentityVerifier | None
+
+    async def close(self) -> None:
+        await self.adapters.close()
+        await self.redis.aclose()
+
+
+def pii_cipher(settings: Settings) -> PiiCipher:
+    import base64
+
+    key = base64.b64decode(settings.pii_key) if settings.pii_key else stored_secret(settings.var_dir, "pii.key", 32)
+    return PiiCipher(key, settings.pii_cipher)
+
+
+async def build_services(settings: Settings, redis_url: str, *, consumer: str, api: bool,
+                         adapter_classes: dict[str, type[DepartmentAdapter]] | None = None) -> Services:
+    """Everything a process needs. A broken profile, callers file or JWKS refuses to start, with the reason."""
+    redis = connect(redis_url)
+    adapters = AdapterManager(settings, adapter_classes)
+    profiles = ProfileRegistry.load_dir(settings.profiles_dir, known_operations=adapters.known_operations())
+    authenticator = identity = None
+    if api:
+        if settings.callers_file is None:
+            raise ConfigurationError("GATEWAY_CALLERS_FILE is not set: no caller could be authenticated")
+        authenticator = CallerAuthenticator(load_callers(settings.callers_file), redis, settings.signature_window_s)
+        if settings.identity_jwks_file is None or not settings.identity_issuer:
+            raise ConfigurationError("GATEWAY_IDENTITY_JWKS_FILE and GATEWAY_IDENTITY_ISSUER must be set: "
+                                     "applicant assertions could not be verified")
+        identity = IdentityVerifier(settings.identity_jwks_file, settings.identity_issuer)
+    link_secret = settings.link_secret.encode() if settings.link_secret else stored_secret(
+        settings.var_dir, "link.key", 32)
+    links = LinkSigner(link_secret, settings.base_url, settings.link_ttl_s)
+    store = CaseStore(redis, pii_cipher(settings))
+    queue = TaskQueue(redis, consumer)
+    await queue.ensure_group()
+    await adapters.start()
+    breakers = CircuitBreakers(redis, settings.breaker_failures, settings.breaker_open_s)
+    engine = Engine(settings=settings, store=store, queue=queue, adapters=adapters, profiles=profiles, links=links,
+                    breakers=breakers)
+    return Services(settings=settings, redis=redis, store=store, queue=queue, profiles=profiles, adapters=adapters,
+                    engine=engine, links=links, calendar=WorkingDayCalendar(on_fallback=_calendar_fallback),
+                    authenticator=authenticator, identity=identity)

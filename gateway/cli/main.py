@@ -1,0 +1,283 @@
+"""The `gateway` command: `up` for a newcomer, `api` / `worker` / `mocks` as production runs them, and ops tools."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import structlog
+import typer
+
+from gateway.runtime import run_gateway
+from gateway.settings import Settings
+
+app = typer.Typer(help="灵活就业参保一件事 gateway", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+profiles_app = typer.Typer(help="Region profiles", no_args_is_help=True)
+adapters_app = typer.Typer(help="Department adapters", no_args_is_help=True)
+dlq_app = typer.Typer(help="Dead-lettered tasks", no_args_is_help=True)
+app.add_typer(profiles_app, name="profiles")
+app.add_typer(adapters_app, name="adapters")
+app.add_typer(dlq_app, name="dlq")
+log = structlog.get_logger("gateway.cli")
+
+
+def _settings(**overrides: Any) -> Settings:
+    from gateway.observability.logging import configure_logging
+
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    configure_logging(settings.log_level, settings.log_json)
+    return settings
+
+
+def _on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def _redis_url(settings: Settings) -> tuple[str, Any]:
+    from gateway.store.connection import resolve_redis_url
+
+    return resolve_redis_url(settings)
+
+
+@app.command()
+def api(port: int = typer.Option(None, help="API port (GATEWAY_API_PORT)"),
+        host: str = typer.Option(None, help="API host (GATEWAY_API_HOST)")) -> None:
+    """The API alone (production runs several). Refuses to start without callers and a JWKS."""
+    settings = _settings(api_port=port, api_host=host)
+    if not settings.callers_file or not settings.identity_jwks_file or not settings.identity_issuer:
+        typer.echo("gateway api needs GATEWAY_CALLERS_FILE, GATEWAY_IDENTITY_JWKS_FILE and GATEWAY_IDENTITY_ISSUER",
+                   err=True)
+        raise typer.Exit(2)
+    url, embedded = _redis_url(settings)
+    try:
+        asyncio.run(run_gateway(settings, url, api=True, worker=False, consumer=f"api-{os.getpid()}"))
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+@app.command()
+def worker(metrics_port: int = typer.Option(0, help="serve this process's /metrics on this port (0: off)"),
+           name: str = typer.Option(None, help="consumer name in the group (default: host-pid)")) -> None:
+    """A worker: task stream, department calls, outbox delivery. Run as many as needed."""
+    settings = _settings()
+    url, embedded = _redis_url(settings)
+    consumer = name or f"{os.uname().nodename}-{os.getpid()}"
+    try:
+        asyncio.run(run_gateway(settings, url, api=False, worker=True, consumer=consumer,
+                                metrics_port=metrics_port or None))
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+@app.command()
+def mocks(only: list[str] = typer.Option(None, "--only", help="serve just these mocks")) -> None:
+    """Every mock department on its loopback port (GATEWAY_MOCK_PORTS); MOCK_FAULTS applies to all."""
+    from mocks.serving import serve_mocks
+
+    settings = _settings()
+    ports = {name: port for name, port in settings.mock_ports.items() if not only or name in only}
+    typer.echo("mocks: " + ", ".join(f"{n}=http://127.0.0.1:{p}" for n, p in ports.items()))
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        _on_signals(stop)
+        await serve_mocks(ports, stop)
+
+    asyncio.run(run())
+
+
+@app.command()
+def up(port: int = typer.Option(8080, help="API port")) -> None:
+    """API, worker, embedded Redis and the mock departments together: a gateway ready to take a case."""
+    from gateway.security.applicant_identity import write_demo_identity
+    from gateway.security.callers import write_demo_callers
+    from mocks.serving import free_port
+
+    settings = _settings(api_port=port)
+    var = settings.var_dir
+    var.mkdir(parents=True, exist_ok=True)
+    url, embedded = _redis_url(settings)
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        env: dict[str, str] = {}
+        if not settings.callers_file:
+            callers = var / "demo-callers.json"
+            caller = write_demo_callers(callers) if not callers.exists() else None
+            env["GATEWAY_CALLERS_FILE"] = str(callers)
+            shown = caller or json.loads(callers.read_text())[0]
+            shown = shown if isinstance(shown, dict) else shown.__dict__
+            typer.echo(f"demo caller: app_id={shown['app_id']} secret={shown['secret']} (from {callers})")
+        if not settings.identity_jwks_file:
+            jwks, key = write_demo_identity(var / "identity", "demo-idp")
+            env.update(GATEWAY_IDENTITY_JWKS_FILE=str(jwks), GATEWAY_IDENTITY_ISSUER="demo-idp")
+            typer.echo(f"demo identity service: issuer demo-idp, JWKS {jwks}, signing key {key} "
+                       "(gateway.client.mint_demo_assertion uses it)")
+        ports = {name: free_port() for name in settings.mock_ports}
+        env["GATEWAY_MOCK_PORTS"] = json.dumps(ports)
+        for name, mock_port in ports.items():
+            if name not in settings.adapters:
+                env[f"GATEWAY_ADAPTERS__{name.upper()}__BASE_URL"] = f"http://127.0.0.1:{mock_port}"
+        if not settings.sms_url:
+            env["GATEWAY_SMS_URL"] = f"http://127.0.0.1:{ports['sms']}"
+        child_env = {**os.environ, **env, "MOCK_APPLICANT_DELAY_S": os.environ.get("MOCK_APPLICANT_DELAY_S", "2")}
+        children.append(subprocess.Popen([sys.executable, "-m", "gateway", "mocks"], env=child_env))
+        _wait_for_ports(list(ports.values()), children[-1])
+        os.environ.update(env)
+        settings = _settings(api_port=port)
+        typer.echo(f"gateway up: API http://127.0.0.1:{port}  Redis {url}  (Ctrl-C stops everything)")
+        asyncio.run(run_gateway(settings, url, api=True, worker=True, consumer=f"up-{os.getpid()}"))
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if embedded:
+            embedded.stop()
+        typer.echo("gateway stopped")
+
+
+def _wait_for_ports(ports: list[int], process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    for port in ports:
+        while True:
+            if process.poll() is not None:
+                typer.echo(f"mock departments exited with {process.returncode}", err=True)
+                raise typer.Exit(1)
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline:
+                typer.echo("mock departments did not start in time", err=True)
+                raise typer.Exit(1)
+            time.sleep(0.1)
+
+
+@profiles_app.command("check")
+def profiles_check(file: Path) -> None:
+    """Validate a profile file; every problem with where it is."""
+    from gateway.departments.registry import discover
+    from gateway.profiles.check import check_profile_file
+
+    known = {name: set(found.cls.operations) for name, found in discover().items()}
+    problems = check_profile_file(file, known_operations=known)
+    for problem in problems:
+        typer.echo(problem)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"{file}: ok")
+
+
+@adapters_app.command("list")
+def adapters_list(check_health: bool = typer.Option(True, "--health/--no-health")) -> None:
+    """Installed adapters (entry-point group gateway.adapters), their versions, operations and health."""
+    from gateway.departments.registry import AdapterManager, discover
+
+    found = discover()
+    health: dict[str, Any] = {}
+    if check_health:
+        async def probe() -> dict[str, Any]:
+            manager = AdapterManager(_settings(), {n: d.cls for n, d in found.items()})
+            await manager.start()
+            try:
+                return await manager.health()
+            finally:
+                await manager.close()
+
+        health = asyncio.run(probe())
+    for name, item in sorted(found.items()):
+        state = ("up" if health.get(name) else "down") if check_health else "-"
+        typer.echo(f"{name:14} {item.version:8} {item.distribution:28} {item.cls.protocol:5} {state:5} "
+                   f"{', '.join(item.cls.operations)}")
+
+
+def _ops_services() -> Any:
+    from gateway.bootstrap import build_services
+
+    settings = _settings()
+    url, embedded = _redis_url(settings)
+    return settings, url, embedded, build_services
+
+
+@dlq_app.command("list")
+def dlq_list() -> None:
+    """Tasks that failed after exhausting their retries, with the last error."""
+    settings, url, embedded, build = _ops_services()
+
+    async def run() -> None:
+        services = await build(settings, url, consumer="ops", api=False)
+        try:
+            entries = await services.queue.dead_letters()
+            for case_id, matter, _failed_at in entries:
+                task = await services.store.get_task(case_id, matter)
+                if task is not None:
+                    typer.echo(f"{case_id} {matter:30} {task.adapter:12} {task.status.value:8} "
+                               f"attempts={task.attempts} error={task.last_error}")
+            typer.echo(f"{len(entries)} dead-lettered task(s)")
+        finally:
+            await services.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+@dlq_app.command("replay")
+def dlq_replay(task: str = typer.Option(None, "--task", help="CASE_ID:MATTER"),
+               adapter: str = typer.Option(None, "--adapter", help="every dead-lettered task of this adapter")) -> None:
+    """Put dead-lettered tasks back on the queue (failed -> queued)."""
+    from gateway.domain.status import TaskStatus
+
+    if not task and not adapter:
+        typer.echo("say which: --task CASE_ID:MATTER or --adapter NAME", err=True)
+        raise typer.Exit(2)
+    settings, url, embedded, build = _ops_services()
+
+    async def run() -> int:
+        services = await build(settings, url, consumer="ops", api=False)
+        replayed = 0
+        try:
+            for case_id, matter, _ in await services.queue.dead_letters():
+                if task and task != f"{case_id}:{matter}":
+                    continue
+                record = await services.store.get_task(case_id, matter)
+                if record is None or (adapter and record.adapter != adapter):
+                    continue
+                result = await services.store.transition(case_id, matter, TaskStatus.QUEUED,
+                                                         {"last_error": "", "attempts": 0},
+                                                         event={"reason": "replayed from the DLQ"})
+                if result.moved:
+                    await services.queue.enqueue(case_id, matter, "submit")
+                    replayed += 1
+                await services.queue.forget_dead_letter(case_id, matter)
+        finally:
+            await services.close()
+        return replayed
+
+    try:
+        count = asyncio.run(run())
+    finally:
+        if embedded:
+            embedded.stop()
+    typer.echo(f"replayed {count} task(s)")
+    if task and not count:
+        raise typer.Exit(1)

@@ -1,0 +1,372 @@
+"""Carries each task of a case to its department and its answer back: the plan, retries, breakers, polling.
+
+One message of the task stream is one step: `documents` (retrieve the applicant's e-licenses, then release the
+case's ready tasks), `submit` or `poll` for one task. Every step is safe to run twice — the store's state machine
+refuses stale moves and departments de-duplicate by the deterministic request id — because a reclaimed message
+from a dead worker will run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_after_delay
+from tenacity.wait import wait_exponential_jitter
+
+from gateway.departments.registry import AdapterManager
+from gateway.domain.status import TERMINAL, TaskStatus
+from gateway.observability.metrics import (
+    BREAKER_DEFERRED,
+    DEAD_LETTERED,
+    DEPARTMENT_CALLS,
+    DEPARTMENT_LATENCY,
+    ILLEGAL_TRANSITIONS,
+    RETRIES,
+    TASK_TRANSITIONS,
+    UNKNOWN_NATIVE,
+)
+from gateway.profiles.loader import ProfileRegistry
+from gateway.resilience.breaker import CircuitBreakers
+from gateway.sdk import (
+    DepartmentAdapter,
+    DepartmentRequest,
+    ELicenseSource,
+    NativeOutcome,
+    TechnicalFault,
+    request_id_for,
+)
+from gateway.security.links import LinkSigner
+from gateway.settings import Settings
+from gateway.store import keys
+from gateway.store.cases import CaseRecord, CaseStore, TaskRecord, TransitionResult, now_iso
+from gateway.store.queue import TaskMessage, TaskQueue
+
+log = structlog.get_logger("gateway.engine")
+
+DOCUMENTS = "documents"  # the case-level step before any matter: e-license retrieval
+CERTIFICATE = "certificate"  # the case-level step after every matter: the region's e-certificate
+E_LICENSE_ADAPTER = "e_license"
+_WAITING_ON_DEPARTMENT = {TaskStatus.SUBMITTED, TaskStatus.ACCEPTED, TaskStatus.IN_REVIEW,
+                          TaskStatus.AWAITING_PAYMENT, TaskStatus.UNKNOWN_NATIVE_STATUS}
+_MAX_POLLS = 500
+
+
+class BreakerOpen(Exception):
+    def __init__(self, remaining_s: float) -> None:
+        super().__init__(f"breaker open for {remaining_s:.1f} s")
+        self.remaining_s = remaining_s
+
+
+class Engine:
+    def __init__(self, *, settings: Settings, store: CaseStore, queue: TaskQueue, adapters: AdapterManager,
+                 profiles: ProfileRegistry, links: LinkSigner, breakers: CircuitBreakers) -> None:
+        self.settings = settings
+        self.store = store
+        self.queue = queue
+        self.adapters = adapters
+        self.profiles = profiles
+        self.links = links
+        self.breakers = breakers
+        self._department_slots: dict[str, asyncio.Semaphore] = {}
+
+    # ---- one step ------------------------------------------------------------------------------------------
+    async def process(self, message: TaskMessage) -> None:
+        if message.kind == DOCUMENTS:
+            await self.retrieve_documents(message.case_id)
+            return
+        if message.kind == CERTIFICATE:
+            await self.retry_certificate(message.case_id)
+            return
+        task = await self.store.get_task(message.case_id, message.matter)
+        if task is None or task.status in TERMINAL:
+            return
+        if message.kind == "submit" and task.status not in (TaskStatus.QUEUED, TaskStatus.SUBMITTED):
+            return  # a repeated message for a task that has moved on
+        if message.kind == "poll" and task.status not in _WAITING_ON_DEPARTMENT:
+            return
+        case = await self.store.get_case(message.case_id)
+        if case is None:
+            return
+        adapter = self.adapters.get(task.adapter)
+        request = self.department_request(case, task)
+        if message.kind == "submit" and task.status is TaskStatus.QUEUED:
+            await self._move(case, task, TaskStatus.SUBMITTED, {})
+
+        async def submit() -> NativeOutcome:
+            return await adapter.submit(request)
+
+        async def query() -> NativeOutcome:
+            return await adapter.query_status(request, task.reference)
+
+        call = submit if message.kind == "submit" else query
+        try:
+            outcome = await self.call_department(adapter, request.operation, call, task)
+        except BreakerOpen as exc:
+            BREAKER_DEFERRED.labels(task.adapter).inc()
+            await self.queue.enqueue(case.id, task.matter, message.kind, delay_s=exc.remaining_s + 0.1)
+            return
+        except TechnicalFault as exc:
+            if message.kind == "poll":
+                await self._schedule_poll(case.id, task)  # a failed poll is retried later, not dead-lettered
+                return
+            await self._dead_letter(case, task, exc)
+            return
+        await self.apply_outcome(case, task, adapter, outcome)
+
+    # ---- department calls ----------------------------------------------------------------------------------
+    def _slot(self, adapter: str) -> asyncio.Semaphore:
+        if adapter not in self._department_slots:
+            self._department_slots[adapter] = asyncio.Semaphore(self.settings.department_concurrency)
+        return self._department_slots[adapter]
+
+    async def call_department(self, adapter: DepartmentAdapter, operation: str,
+                              call: Callable[[], Awaitable[NativeOutcome]], task: TaskRecord | None) -> NativeOutcome:
+        """Call with bounded, jittered retries for technical faults only; the breaker stops calls while open."""
+        name = adapter.name
+
+        def before_sleep(state: RetryCallState) -> None:
+            RETRIES.labels(name).inc()
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.settings.retry_attempts) | stop_after_delay(self.settings.retry_max_s),
+            wait=wait_exponential_jitter(initial=self.settings.retry_initial_s, max=self.settings.retry_cap_s),
+            retry=retry_if_exception_type(TechnicalFault),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                remaining = await self.breakers.open_for(name)
+                if remaining > 0:
+                    raise BreakerOpen(remaining)
+                if task is not None:
+                    await self.store.increment_task(task.case_id, task.matter, "attempts")
+                started = time.perf_counter()
+                try:
+                    async with self._slot(name):
+                        # The adapter has its own time-outs; this bound is the backstop for one that forgets.
+                        outcome = await asyncio.wait_for(call(), timeout=self.settings.adapter(name).timeout_s * 3)
+                except (TechnicalFault, TimeoutError) as exc:
+                    DEPARTMENT_CALLS.labels(name, operation, "technical").inc()
+                    DEPARTMENT_LATENCY.labels(name, operation).observe(time.perf_counter() - started)
+                    await self.breakers.record_failure(name)
+                    if isinstance(exc, TimeoutError):
+                        raise TechnicalFault(f"{name} {operation} exceeded the backstop time-out") from exc
+                    raise
+                DEPARTMENT_LATENCY.labels(name, operation).observe(time.perf_counter() - started)
+                entry = adapter.status_table.lookup(outcome.native_status)
+                if entry is not None and entry.kind == "technical":
+                    DEPARTMENT_CALLS.labels(name, operation, "technical").inc()
+                    await self.breakers.record_failure(name)
+                    raise TechnicalFault(f"{name} answered technical code {outcome.native_status}")
+                DEPARTMENT_CALLS.labels(name, operation, "rejection" if entry and entry.kind == "rejection"
+                                        else "ok").inc()
+                await self.breakers.record_success(name)
+                return outcome
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    # ---- answers ----------------------------------------------------------------------------------------------
+    async def apply_outcome(self, case: CaseRecord, task: TaskRecord, adapter: DepartmentAdapter,
+                            outcome: NativeOutcome) -> TransitionResult | None:
+        """Map a department answer (reply, poll or callback) to the unified status and move the task."""
+        entry = adapter.status_table.lookup(outcome.native_status)
+        reason: str | None
+        if entry is not None and entry.kind == "technical":
+            return None  # e.g. a callback saying "system busy": nothing learned about the matter
+        if entry is None:
+            UNKNOWN_NATIVE.labels(adapter.name, outcome.native_status[:32]).inc()
+            log.warning("unknown native status", adapter=adapter.name, native_status=outcome.native_status,
+                        case_id=case.id, matter=task.matter)
+            target, reason = TaskStatus.UNKNOWN_NATIVE_STATUS, f"未知的部门状态码 {outcome.native_status}"
+        else:
+            target = entry.status
+            reason = (outcome.message or entry.reason_zh) if target is TaskStatus.REJECTED else None
+        data = dict(task.data)
+        data.update({k: v for k, v in outcome.data.items() if v is not None})
+        links = dict(task.links)
+        if outcome.links:
+            department_links = dict(data.get("department_links", {}))
+            for step, url in outcome.links.items():
+                department_links[step] = url
+                links[step] = self.links.url(case.id, task.matter, step)
+            data["department_links"] = department_links
+        fields: dict[str, Any] = {"native_status": outcome.native_status, "data": data, "links": links,
+                                  "reason": reason, "reference": outcome.reference}
+        result = await self._move(case, task, target, fields, event={"native_status": outcome.native_status,
+                                                                     "reason": reason, "links": links})
+        if result.repeated:
+            await self.store.update_task(case.id, task.matter, {"native_status": outcome.native_status,
+                                                                "data": data, "links": links})
+        if result.moved:
+            if target in _WAITING_ON_DEPARTMENT and adapter.supports_polling:
+                await self._schedule_poll(case.id, task)
+            if target in TERMINAL:
+                await self.after_terminal(case.id)
+        return result
+
+    async def _move(self, case: CaseRecord, task: TaskRecord, target: TaskStatus, fields: dict[str, Any],
+                    event: dict[str, Any] | None = None) -> TransitionResult:
+        result = await self.store.transition(case.id, task.matter, target, fields, event=event)
+        if result.moved:
+            TASK_TRANSITIONS.labels(task.adapter, target.value).inc()
+        elif not result.repeated:
+            ILLEGAL_TRANSITIONS.labels(task.adapter, target.value).inc()
+            log.info("transition refused", case_id=case.id, matter=task.matter, target=target.value,
+                     current=result.previous.value if result.previous else None)
+        return result
+
+    async def _schedule_poll(self, case_id: str, task: TaskRecord) -> None:
+        polls = await self.store.increment_task(case_id, task.matter, "polls")
+        if polls > _MAX_POLLS:
+            return  # callbacks still arrive; ops see the task on the overdue list
+        delay = min(self.settings.poll_initial_s * 2 ** min(polls - 1, 16), self.settings.poll_cap_s)
+        await self.queue.enqueue(case_id, task.matter, "poll", delay_s=delay)
+
+    async def _dead_letter(self, case: CaseRecord, task: TaskRecord, exc: Exception) -> None:
+        result = await self._move(case, task, TaskStatus.FAILED, {"last_error": str(exc)[:500]},
+                                  event={"reason": "technical failure, retries exhausted"})
+        if result.moved:
+            DEAD_LETTERED.labels(task.adapter).inc()
+            await self.queue.dead_letter(case.id, task.matter)
+            log.error("task dead-lettered", case_id=case.id, matter=task.matter, adapter=task.adapter,
+                      error=str(exc)[:200])
+
+    # ---- the plan --------------------------------------------------------------------------------------------
+    async def after_terminal(self, case_id: str) -> None:
+        """Release dependents whose prerequisites completed, skip those whose prerequisite was refused."""
+        case = await self.store.get_case(case_id)
+        if case is None:
+            return
+        tasks = {t.matter: t for t in await self.store.get_tasks(case_id, case.matters)}
+        for task in tasks.values():
+            if task.status is not TaskStatus.PENDING:
+                continue
+            prerequisites = [tasks[m] for m in task.prerequisite if m in tasks]
+            refused = [p for p in prerequisites if p.status in TERMINAL and p.status is not TaskStatus.COMPLETED]
+            if refused:
+                names = "、".join(p.matter for p in refused)
+                await self._move(case, task, TaskStatus.SKIPPED, {"reason": f"前置事项未办结：{names}"},
+                                 event={"reason": f"prerequisite not completed: {names}"})
+            elif all(p.status is TaskStatus.COMPLETED for p in prerequisites):
+                result = await self._move(case, task, TaskStatus.QUEUED, {})
+                if result.moved:
+                    await self.queue.enqueue(case_id, task.matter, "submit")
+        current = await self.store.get_tasks(case_id, case.matters)
+        if all(t.status in TERMINAL for t in current):
+            await self.finish_case(case, current)
+
+    async def finish_case(self, case: CaseRecord, tasks: list[TaskRecord]) -> None:
+        await self.store.redis.zrem(keys.OPEN_CASES, case.id)
+        profile = self.profiles.get(case.profile)
+        if not profile.certificate or case.certificates:
+            return
+        if not all(t.status is TaskStatus.COMPLETED for t in tasks):
+            return
+        # One issuer per case even when two workers finish two tasks at once.
+        if not await self.store.redis.set(f"gw:{{{case.id}}}:certificate-lock", "1", nx=True, ex=300):
+            return
+        await self.issue_certificate(case, profile.certificate, profile.division_code)
+
+    async def issue_certificate(self, case: CaseRecord, certificate_type: str, region_code: str) -> None:
+        adapter = self.adapters.get(E_LICENSE_ADAPTER)
+        if not isinstance(adapter, ELicenseSource):
+            log.error("certificate wanted but no e-license adapter", case_id=case.id)
+            return
+        operation = "issue_certificate"
+        request = DepartmentRequest(
+            request_id=request_id_for(case.id, certificate_type, operation), case_id=case.id,
+            matter=certificate_type, operation=operation, profile=case.profile, channel=case.channel,
+            region_code=region_code, applicant=case.applicant, section={"certificate_type": certificate_type},
+            agent=case.agent, callback_url=f"{self.settings.base_url}/v1/callbacks/{E_LICENSE_ADAPTER}")
+        source: ELicenseSource = adapter
+
+        async def issue() -> NativeOutcome:
+            return await source.issue_certificate(request, certificate_type)
+
+        try:
+            outcome = await self.call_department(adapter, operation, issue, None)
+        except (TechnicalFault, BreakerOpen) as exc:
+            await self.store.redis.delete(f"gw:{{{case.id}}}:certificate-lock")
+            await self.queue.enqueue(case.id, "", CERTIFICATE, delay_s=self.settings.retry_cap_s)
+            log.warning("certificate issue deferred", case_id=case.id, error=str(exc)[:200])
+            return
+        certificate = {"type": certificate_type, "identifier": outcome.data.get("identifier"),
+                       "issued_at": outcome.data.get("issued_at") or now_iso()}
+        await self.store.update_case(case.id, {"certificates": [certificate]})
+        await self.store.append_event(case.id, "case.certificate_issued", {"certificate": certificate})
+
+    async def retry_certificate(self, case_id: str) -> None:
+        case = await self.store.get_case(case_id)
+        if case is not None:
+            await self.finish_case(case, await self.store.get_tasks(case_id, case.matters))
+
+    # ---- e-licenses ------------------------------------------------------------------------------------------
+    async def retrieve_documents(self, case_id: str) -> None:
+        """Fetch ID card and household register (证件免交、信息预填), cross-check them, then release the tasks."""
+        case = await self.store.get_case(case_id)
+        if case is None:
+            return
+        if not case.documents.get("status"):
+            documents = await self._fetch_documents(case)
+            await self.store.update_case(case_id, {"documents": documents})
+            await self.store.append_event(case_id, "case.documents", {"documents": {"status": documents["status"]}})
+            case.documents = documents
+        tasks = await self.store.get_tasks(case_id, case.matters)
+        if case.documents.get("status") == "mismatch":
+            reason = case.documents.get("reason", "电子证照信息与申请信息不一致")
+            for task in tasks:
+                if task.status in (TaskStatus.QUEUED, TaskStatus.PENDING):
+                    await self._move(case, task, TaskStatus.REJECTED, {"reason": reason},
+                                     event={"reason": reason})
+            await self.after_terminal(case_id)
+            return
+        for task in tasks:
+            if task.status is TaskStatus.QUEUED:
+                await self.queue.enqueue(case_id, task.matter, "submit")
+
+    async def _fetch_documents(self, case: CaseRecord) -> dict[str, Any]:
+        adapter = self.adapters.adapters.get(E_LICENSE_ADAPTER)
+        if adapter is None or not isinstance(adapter, ELicenseSource) or not case.authorization:
+            return {"status": "not_requested"}
+        source: ELicenseSource = adapter
+        name, id_number = str(case.applicant.get("name", "")), str(case.applicant.get("id_number", ""))
+        holder_authorization = case.authorization
+
+        async def fetch() -> NativeOutcome:
+            found = await source.fetch_identity_documents(name, id_number, holder_authorization)
+            return NativeOutcome(native_status="found" if found else "not_found", data={"licenses": found})
+
+        try:
+            outcome = await self.call_department(adapter, "fetch_identity_documents", fetch, None)
+        except (TechnicalFault, BreakerOpen) as exc:
+            # The departments can still decide on the applicant's own data; the case is not held hostage.
+            log.warning("e-license retrieval failed", case_id=case.id, error=str(exc)[:200])
+            return {"status": "unavailable"}
+        licenses = outcome.data.get("licenses") or []
+        if not licenses:
+            return {"status": "not_found"}
+        summary: dict[str, Any] = {"status": "found", "licenses": []}
+        for lic in licenses:
+            if lic.holder_id_number.upper() != id_number.upper() or (lic.holder_name and lic.holder_name != name):
+                return {"status": "mismatch", "reason": f"电子证照（{lic.kind}）持证人信息与申请人不一致"}
+            summary["licenses"].append({"kind": lic.kind, "identifier": lic.identifier})
+            if lic.kind == "household_register" and lic.fields.get("household_division_code"):
+                summary["household_division_code"] = lic.fields["household_division_code"]
+        return summary
+
+    # ---- requests --------------------------------------------------------------------------------------------
+    def department_request(self, case: CaseRecord, task: TaskRecord) -> DepartmentRequest:
+        profile = self.profiles.get(case.profile)
+        applicant = dict(case.applicant)
+        if case.documents.get("household_division_code"):
+            applicant.setdefault("household_division_code", case.documents["household_division_code"])
+        return DepartmentRequest(
+            request_id=task.request_id, case_id=case.id, matter=task.matter, operation=task.operation,
+            profile=case.profile, channel=case.channel, region_code=profile.division_code, applicant=applicant,
+            section=case.sections.get(task.matter, {}), agent=case.agent,
+            callback_url=f"{self.settings.base_url}/v1/callbacks/{task.adapter}",
+        )

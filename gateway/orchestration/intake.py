@@ -1,0 +1,180 @@
+"""Taking one application: idempotency, applicant identity, validation, the plan, one atomic store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from gateway.api.errors import ApiError, ErrorItem
+from gateway.bootstrap import Services
+from gateway.domain.deadlines import case_deadline, task_deadline
+from gateway.domain.status import TaskStatus, derive_case_status
+from gateway.domain.validation import Application, validate_application
+from gateway.observability.metrics import CASES_CREATED, VALIDATION_REJECTIONS
+from gateway.orchestration.engine import DOCUMENTS, E_LICENSE_ADAPTER
+from gateway.sdk import request_id_for
+from gateway.security.applicant_identity import ApplicantAssertion
+from gateway.security.callers import Caller
+from gateway.store import keys
+from gateway.store.cases import CaseRecord, NewTask, TaskRecord, now_iso
+
+CHINA_OFFSET_S = 8 * 3600
+
+
+def china_today() -> date:
+    """Deadlines count Chinese working days, so 'today' is the date in Beijing, not on the server's clock."""
+    return datetime.utcfromtimestamp(time.time() + CHINA_OFFSET_S).date()
+
+
+def request_hash(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+                          ).hexdigest()
+
+
+@dataclass(frozen=True)
+class Accepted:
+    created: bool
+    view: dict[str, Any]
+
+
+def case_view(case: CaseRecord, tasks: list[TaskRecord]) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "profile": case.profile,
+        "channel": case.channel,
+        "delivery": case.delivery,
+        "status": derive_case_status(t.status for t in tasks).value,
+        "created_at": case.created_at,
+        "deadline": case.deadline,
+        "statutory_deadline": case.statutory_deadline,
+        "tasks": [t.public() for t in tasks],
+        "warnings": case.warnings,
+        "certificates": case.certificates,
+        "documents": {"status": case.documents.get("status", "pending")},
+    }
+
+
+async def read_case(services: Services, case_id: str, caller: Caller) -> dict[str, Any] | None:
+    case = await services.store.get_case(case_id)
+    if case is None or case.caller != caller.app_id:  # another caller's case does not exist for this one
+        return None
+    return case_view(case, await services.store.get_tasks(case_id, case.matters))
+
+
+def _assertion_problems(application: Application | None, body: Any,
+                        assertion: ApplicantAssertion | None) -> list[ErrorItem]:
+    if assertion is None:
+        return []
+    applicant = body.get("applicant") if isinstance(body, dict) else None
+    id_number = (application.applicant["id_number"] if application else
+                 str((applicant or {}).get("id_number", "")).strip().upper() if isinstance(applicant, dict) else "")
+    if id_number and assertion.subject != id_number:
+        return [ErrorItem("applicant.assertion.subject_mismatch", "applicant.id_number",
+                          "申请人身份凭证与申请表中的证件号码不一致",
+                          "the applicant assertion is for another ID number than the application")]
+    return []
+
+
+async def submit_case(services: Services, caller: Caller, idempotency_key: str, body: Any,
+                      assertion: ApplicantAssertion | None) -> Accepted:
+    if not idempotency_key or len(idempotency_key) > 200:
+        raise ApiError(422, ErrorItem("header.idempotency_key.required", "Idempotency-Key",
+                                      "缺少 Idempotency-Key 请求头（不超过200个字符）",
+                                      "the Idempotency-Key header is required (at most 200 characters)"))
+    digest = request_hash(body)
+    existing = await _existing(services, caller, idempotency_key, digest)
+    if existing is not None:
+        return Accepted(created=False, view=existing)
+    outcome = validate_application(body, services.profiles, today=china_today())
+    problems = [ErrorItem(p.code, p.field, p.message_zh, p.message_en) for p in outcome.errors]
+    problems += _assertion_problems(outcome.application, body, assertion)
+    if problems or outcome.application is None:
+        for p in problems:
+            VALIDATION_REJECTIONS.labels(p.code).inc()
+        raise ApiError(422, *problems)
+    application = outcome.application
+    if application.channel == "online" and assertion is None and caller.kind != "window":
+        raise ApiError(401, ErrorItem("applicant.assertion.missing", "X-Applicant-Assertion",
+                                      "线上申请须提供申请人身份凭证", "an online application needs the applicant's "
+                                      "identity assertion"))
+    case_id = uuid.uuid4().hex
+    profile = services.profiles.get(application.profile)
+    today = china_today()
+    tasks: list[NewTask] = []
+    for code in application.matters:
+        spec = profile.matter(code)
+        prerequisite = [m for m in (spec.prerequisite.any_of if spec.prerequisite else []) if m in application.matters]
+        tasks.append(NewTask(
+            matter=code, department=spec.department, adapter=spec.adapter, operation=spec.operation,
+            request_id=request_id_for(case_id, code, spec.operation), prerequisite=prerequisite,
+            deadline=task_deadline(profile, code, application.channel, today, services.calendar).isoformat(),
+            ready=not prerequisite))
+    deadline = case_deadline(profile, application.matters, application.channel, today, services.calendar)
+    statutory = (services.calendar.add_working_days(today, profile.statutory_working_days).isoformat()
+                 if profile.statutory_working_days else None)
+    fetch_documents = (assertion is not None and E_LICENSE_ADAPTER in services.adapters.adapters)
+    first = ([{"matter": "", "kind": DOCUMENTS}] if fetch_documents else
+             [{"matter": t.matter, "kind": "submit"} for t in tasks if t.ready])
+    created_at = now_iso()
+    result = await services.store.create(
+        caller=caller.app_id, idempotency_key=idempotency_key, request_hash=digest, case_id=case_id,
+        case_fields={
+            "id": case_id, "caller": caller.app_id, "profile": application.profile, "channel": application.channel,
+            "delivery": application.delivery, "created_at": created_at, "deadline": deadline.isoformat(),
+            "statutory_deadline": statutory or "", "matters": application.matters,
+            "applicant": application.applicant, "agent": application.agent, "sections": application.sections,
+            "authorization": assertion.token if assertion else None,
+            "warnings": [{"code": w.code, "field": w.field, "message_zh": w.message_zh, "message_en": w.message_en}
+                         for w in outcome.warnings],
+            "certificates": [], "documents": {},
+        },
+        tasks=tasks,
+        # Scored at the end of the deadline day (Beijing time) for the overdue list.
+        deadline_ts=datetime(deadline.year, deadline.month, deadline.day).timestamp() + 86400 - CHINA_OFFSET_S,
+        ttl_s=services.settings.idempotency_ttl_s,
+        first_messages=first,
+    )
+    if result.conflict:
+        raise _conflict()
+    if not result.created:
+        view = await read_case(services, str(result.case_id), caller)
+        if view is None:
+            raise _conflict()
+        return Accepted(created=False, view=view)
+    CASES_CREATED.labels(application.profile, application.channel).inc()
+    view = await read_case(services, case_id, caller)
+    assert view is not None
+    return Accepted(created=True, view=view)
+
+
+async def _existing(services: Services, caller: Caller, key: str, digest: str) -> dict[str, Any] | None:
+    stored = await services.redis.get(keys.idempotency(caller.app_id, key))
+    if not stored:
+        return None
+    stored_hash, _, case_id = stored.partition("|")
+    if stored_hash != digest:
+        raise _conflict()
+    return await read_case(services, case_id, caller)
+
+
+def _conflict() -> ApiError:
+    return ApiError(409, ErrorItem("idempotency_key.reused", "Idempotency-Key", "该 Idempotency-Key 已用于另一份申请",
+                                   "this Idempotency-Key was used for another body"))
+
+
+async def overdue_cases(services: Services, caller: Caller) -> list[dict[str, Any]]:
+    """Open cases of this caller whose promised deadline has passed."""
+    case_ids = await services.redis.zrangebyscore(keys.OPEN_CASES, "-inf", time.time())
+    views = []
+    for case_id in case_ids:
+        view = await read_case(services, case_id, caller)
+        if view is not None and any(t["status"] not in {s.value for s in (TaskStatus.COMPLETED, TaskStatus.REJECTED,
+                                                                          TaskStatus.SKIPPED, TaskStatus.CANCELLED)}
+                                    for t in view["tasks"]):
+            views.append(view)
+    return views

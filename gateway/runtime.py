@@ -1,0 +1,72 @@
+"""Running the gateway's parts in one event loop: the API server, the worker and the outbox dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+
+from gateway.bootstrap import build_services
+from gateway.sdk import DepartmentAdapter
+from gateway.settings import Settings
+
+
+class Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the process decides how to stop (children included)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def http_server(asgi: Any, host: str, port: int) -> Server:
+    return Server(uvicorn.Config(asgi, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5))
+
+
+async def run_gateway(settings: Settings, redis_url: str, *, api: bool, worker: bool, consumer: str,
+                      stop: asyncio.Event | None = None, metrics_port: int | None = None,
+                      adapter_classes: dict[str, type[DepartmentAdapter]] | None = None,
+                      started: threading.Event | None = None) -> None:
+    """Serve until `stop` is set (or SIGTERM/SIGINT when running in the main thread)."""
+    from gateway.api.app import create_app
+    from gateway.notifications.outbox import OutboxDispatcher
+    from gateway.worker.runner import Worker
+
+    services = await build_services(settings, redis_url, consumer=consumer, api=api,
+                                    adapter_classes=adapter_classes)
+    stop = stop or asyncio.Event()
+    servers: list[uvicorn.Server] = []
+    if api:
+        servers.append(http_server(create_app(settings, redis_url, services=services), settings.api_host,
+                                   settings.api_port))
+    if metrics_port:
+        from prometheus_client import make_asgi_app
+
+        servers.append(http_server(make_asgi_app(), settings.api_host, metrics_port))
+    if threading.current_thread() is threading.main_thread():
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    jobs = [asyncio.create_task(server.serve()) for server in servers]
+    if worker:
+        jobs.append(asyncio.create_task(Worker(services).run(stop)))
+        jobs.append(asyncio.create_task(OutboxDispatcher(services, consumer).run(stop)))
+    try:
+        while servers and not all(s.started for s in servers):
+            if any(job.done() for job in jobs[: len(servers)]):  # could not bind: do not run half a gateway
+                raise RuntimeError(f"HTTP server could not start on {settings.api_host}:{settings.api_port}")
+            await asyncio.sleep(0.02)
+        if started is not None:
+            started.set()
+        await stop.wait()
+    finally:
+        stop.set()
+        for server in servers:
+            server.should_exit = True
+        await asyncio.gather(*jobs, return_exceptions=True)
+        await services.close()

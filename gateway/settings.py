@@ -1,0 +1,84 @@
+"""All settings, from the environment (prefix `GATEWAY_`, nested with `__`) with defaults a newcomer can run."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateway.sdk import AdapterSettings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Where `gateway mocks` serves each mock department by default (`gateway up` picks free ports instead).
+DEFAULT_MOCK_PORTS = {"medical": 18101, "hrss": 18102, "tax": 18103, "housing_fund": 18104, "e_license": 18105,
+                      "sms": 18106}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_nested_delimiter="__", extra="ignore")
+
+    # Redis: an external server when set; otherwise an embedded one persisting under var_dir.
+    redis_url: str | None = None
+    var_dir: Path = Path("var")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    # How departments (callbacks) and applicants (H5 links) reach this gateway.
+    public_base_url: str | None = None
+
+    callers_file: Path | None = None
+    identity_jwks_file: Path | None = None
+    identity_issuer: str | None = None
+    profiles_dir: Path = REPO_ROOT / "profiles"
+
+    adapters: dict[str, AdapterSettings] = Field(default_factory=dict)
+    mock_ports: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_MOCK_PORTS))
+
+    # Outbox targets: the platform's webhook and the SMS gateway. Unset -> that channel is not delivered.
+    webhook_url: str | None = None
+    webhook_secret: str = "dev-webhook-secret"
+    sms_url: str | None = None
+
+    # Secrets generated under var_dir/secrets when unset (fine for a newcomer; production sets them).
+    link_secret: str | None = None
+    pii_key: str | None = None  # base64 of 16 bytes (SM4) or 32 bytes (AES-256)
+    pii_cipher: Literal["aes-gcm", "sm4-gcm"] = "aes-gcm"
+    audit_hash: Literal["sha256", "sm3"] = "sha256"
+
+    idempotency_ttl_s: int = 7 * 24 * 3600
+    signature_window_s: int = 300
+    link_ttl_s: int = 7 * 24 * 3600
+
+    worker_concurrency: int = 16
+    department_concurrency: int = 8  # in-flight calls per department per worker process
+    retry_attempts: int = 5
+    retry_max_s: float = 30.0
+    retry_initial_s: float = 0.2
+    retry_cap_s: float = 5.0
+    redeliver_after_s: float = 30.0  # a message pending this long is reclaimed from a dead worker
+    poll_initial_s: float = 1.0
+    poll_cap_s: float = 60.0
+    breaker_failures: int = 5
+    breaker_open_s: float = 10.0
+    outbox_retry_cap_s: float = 60.0
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    def adapter(self, name: str) -> AdapterSettings:
+        return self.adapters.get(name) or AdapterSettings(
+            base_url=f"http://127.0.0.1:{self.mock_ports.get(name, 0)}"
+        )
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,255 @@
+"""Cases and tasks in Redis: created atomically with their idempotency key, moved only by the state machine."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from gateway.domain.status import TaskStatus, sources_of
+from gateway.security.pii import PiiCipher
+from gateway.store import keys, scripts
+from gateway.store.connection import StrRedis
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class TaskRecord:
+    case_id: str
+    matter: str
+    department: str
+    adapter: str
+    operation: str
+    status: TaskStatus
+    request_id: str
+    prerequisite: list[str] = field(default_factory=list)
+    deadline: str = ""
+    native_status: str | None = None
+    reason: str | None = None
+    reference: str | None = None
+    links: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    polls: int = 0
+    last_error: str | None = None
+    created_at: str = ""
+    updated_at: str = ""
+
+    @classmethod
+    def from_hash(cls, case_id: str, raw: dict[str, str]) -> TaskRecord:
+        return cls(
+            case_id=case_id,
+            matter=raw["matter"],
+            department=raw.get("department", ""),
+            adapter=raw.get("adapter", ""),
+            operation=raw.get("operation", ""),
+            status=TaskStatus(raw["status"]),
+            request_id=raw.get("request_id", ""),
+            prerequisite=json.loads(raw.get("prerequisite", "[]")),
+            deadline=raw.get("deadline", ""),
+            native_status=raw.get("native_status") or None,
+            reason=raw.get("reason") or None,
+            reference=raw.get("reference") or None,
+            links=json.loads(raw.get("links", "{}")),
+            data=json.loads(raw.get("data", "{}")),
+            attempts=int(raw.get("attempts", 0)),
+            polls=int(raw.get("polls", 0)),
+            last_error=raw.get("last_error") or None,
+            created_at=raw.get("created_at", ""),
+            updated_at=raw.get("updated_at", ""),
+        )
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "matter": self.matter,
+            "department": self.department,
+            "status": self.status.value,
+            "native_status": self.native_status,
+            "reason": self.reason,
+            "reference": self.reference,
+            "links": self.links,
+            "deadline": self.deadline,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass
+class CaseRecord:
+    id: str
+    caller: str
+    profile: str
+    channel: str
+    delivery: str
+    created_at: str
+    deadline: str
+    matters: list[str]
+    applicant: dict[str, Any]
+    agent: dict[str, Any] | None
+    sections: dict[str, dict[str, Any]]
+    warnings: list[dict[str, str]]
+    certificates: list[dict[str, Any]]
+    documents: dict[str, Any]
+    statutory_deadline: str | None = None
+    authorization: str | None = None  # the applicant's identity assertion: what allows e-license retrieval
+
+
+@dataclass(frozen=True)
+class NewTask:
+    matter: str
+    department: str
+    adapter: str
+    operation: str
+    request_id: str
+    prerequisite: list[str]
+    deadline: str
+    ready: bool  # no prerequisite in this case: queued at once
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    created: bool
+    case_id: str | None  # the existing case when not created and the body matches
+    conflict: bool = False  # the key was used for another body
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    moved: bool
+    previous: TaskStatus | None
+    repeated: bool = False  # the task was already in the target status: harmless
+    missing: bool = False
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Enum):
+        return str(value.value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+class CaseStore:
+    def __init__(self, redis: StrRedis, cipher: PiiCipher) -> None:
+        self.redis = redis
+        self.cipher = cipher
+        self._create = redis.register_script(scripts.CREATE_CASE)
+        self._transition = redis.register_script(scripts.TRANSITION)
+
+    async def create(self, *, caller: str, idempotency_key: str, request_hash: str, case_id: str,
+                     case_fields: dict[str, Any], tasks: list[NewTask], deadline_ts: float,
+                     ttl_s: int, first_messages: list[dict[str, str]]) -> CreateResult:
+        """Store the case, its tasks and its first queue messages in one atomic step with the idempotency key."""
+        sealed = dict(case_fields)
+        for name in ("applicant", "agent", "sections", "authorization"):
+            sealed[name] = self.cipher.seal_json(case_fields.get(name), f"{case_id}:{name}")
+        created_at = str(case_fields["created_at"])
+        task_payload = [
+            {"fields": {"matter": t.matter, "department": t.department, "adapter": t.adapter,
+                        "operation": t.operation, "request_id": t.request_id,
+                        "prerequisite": json.dumps(t.prerequisite),
+                        "status": (TaskStatus.QUEUED if t.ready else TaskStatus.PENDING).value,
+                        "deadline": t.deadline, "created_at": created_at, "updated_at": created_at,
+                        "links": "{}", "data": "{}", "attempts": "0"}}
+            for t in tasks
+        ]
+        task_keys: list[str] = []
+        for t in tasks:
+            task_keys += [keys.task(case_id, t.matter), keys.request_index(t.request_id)]
+        event = self._event("case.accepted", case_id, None, {"matters": [t.matter for t in tasks]})
+        status, value = await self._create(
+            keys=[keys.idempotency(caller, idempotency_key), keys.case(case_id), keys.OUTBOX_STREAM,
+                  keys.TASK_STREAM, keys.OPEN_CASES, keys.caller_cases(caller), *task_keys],
+            args=[request_hash, case_id, ttl_s, json.dumps({k: _encode(v) for k, v in sealed.items()}),
+                  deadline_ts, time.time(), json.dumps(task_payload), json.dumps(event), json.dumps(first_messages)],
+        )
+        if status == "created":
+            return CreateResult(created=True, case_id=case_id)
+        stored_hash, _, existing_id = str(value).partition("|")
+        if stored_hash != request_hash:
+            return CreateResult(created=False, case_id=None, conflict=True)
+        return CreateResult(created=False, case_id=existing_id)
+
+    async def get_case(self, case_id: str) -> CaseRecord | None:
+        raw = await self.redis.hgetall(keys.case(case_id))
+        if not raw:
+            return None
+        opened = {name: self.cipher.open_json(raw[name], f"{case_id}:{name}")
+                  for name in ("applicant", "agent", "sections", "authorization") if raw.get(name)}
+        return CaseRecord(
+            id=raw["id"],
+            caller=raw["caller"],
+            profile=raw["profile"],
+            channel=raw["channel"],
+            delivery=raw["delivery"],
+            created_at=raw["created_at"],
+            deadline=raw["deadline"],
+            statutory_deadline=raw.get("statutory_deadline") or None,
+            matters=json.loads(raw["matters"]),
+            applicant=opened.get("applicant") or {},
+            agent=opened.get("agent"),
+            sections=opened.get("sections") or {},
+            authorization=opened.get("authorization"),
+            warnings=json.loads(raw.get("warnings", "[]")),
+            certificates=json.loads(raw.get("certificates", "[]")),
+            documents=json.loads(raw.get("documents", "{}")),
+        )
+
+    async def get_tasks(self, case_id: str, matters: list[str]) -> list[TaskRecord]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for matter in matters:
+                pipe.hgetall(keys.task(case_id, matter))
+            raws = await pipe.execute()
+        return [TaskRecord.from_hash(case_id, raw) for raw in raws if raw]
+
+    async def get_task(self, case_id: str, matter: str) -> TaskRecord | None:
+        raw = await self.redis.hgetall(keys.task(case_id, matter))
+        return TaskRecord.from_hash(case_id, raw) if raw else None
+
+    async def transition(self, case_id: str, matter: str, target: TaskStatus, fields: dict[str, Any] | None = None,
+                         *, event: dict[str, Any] | None = None) -> TransitionResult:
+        """Move a task if the state machine allows it from its current status, atomically with its event."""
+        updates = {k: _encode(v) for k, v in (fields or {}).items() if v is not None}
+        updates["updated_at"] = now_iso()
+        payload = {"matter": matter, "status": target.value, **(event or {})}
+        code, previous = await self._transition(
+            keys=[keys.task(case_id, matter), keys.case(case_id), keys.OUTBOX_STREAM],
+            args=[target.value, ",".join(s.value for s in sources_of(target)), json.dumps(updates),
+                  json.dumps(self._event("task.status_changed", case_id, matter, payload))],
+        )
+        code = int(code)
+        return TransitionResult(moved=code == 1, previous=TaskStatus(previous) if previous else None,
+                                repeated=code == 2, missing=code == -1)
+
+    async def update_task(self, case_id: str, matter: str, fields: dict[str, Any]) -> None:
+        await self.redis.hset(keys.task(case_id, matter), mapping={k: _encode(v) for k, v in fields.items()})
+
+    async def increment_task(self, case_id: str, matter: str, name: str) -> int:
+        return int(await self.redis.hincrby(keys.task(case_id, matter), name, 1))
+
+    async def update_case(self, case_id: str, fields: dict[str, Any]) -> None:
+        await self.redis.hset(keys.case(case_id), mapping={k: _encode(v) for k, v in fields.items()})
+
+    async def locate_request(self, request_id: str) -> tuple[str, str] | None:
+        raw = await self.redis.get(keys.request_index(request_id))
+        if not raw:
+            return None
+        case_id, _, matter = raw.partition("|")
+        return case_id, matter
+
+    async def append_event(self, case_id: str, event_type: str, payload: dict[str, Any]) -> None:
+        """An event that is not a task transition (certificate issued, documents retrieved)."""
+        seq = await self.redis.hincrby(keys.case(case_id), "seq", 1)
+        await self.redis.xadd(keys.OUTBOX_STREAM, {"case_id": case_id, "seq": seq, "event": json.dumps(
+            self._event(event_type, case_id, payload.get("matter"), payload), ensure_ascii=False)})
+
+    @staticmethod
+    def _event(event_type: str, case_id: str, matter: str | None, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"event_id": uuid.uuid4().hex, "type": event_type, "case_id": case_id, "matter": matter,
+                "at": now_iso(), **payload}

@@ -1,0 +1,44 @@
+"""Redis key names. Every key of one case carries the case id as a hash tag, so a case lives on one Cluster slot."""
+
+from __future__ import annotations
+
+PREFIX = "gw"
+TASK_STREAM = f"{PREFIX}:tasks"
+TASK_GROUP = "workers"
+OUTBOX_STREAM = f"{PREFIX}:outbox"
+OUTBOX_GROUP = "dispatchers"
+DELAYED = f"{PREFIX}:delayed"  # sorted set: stream message JSON scored by the time it becomes due
+DLQ = f"{PREFIX}:dlq"  # sorted set: "case_id|matter" scored by the time it failed
+OPEN_CASES = f"{PREFIX}:cases:open"  # sorted set: case id scored by its deadline (unix seconds)
+
+
+def case(case_id: str) -> str:
+    return f"{PREFIX}:{{{case_id}}}:case"
+
+
+def task(case_id: str, matter: str) -> str:
+    return f"{PREFIX}:{{{case_id}}}:task:{matter}"
+
+
+def events(case_id: str) -> str:
+    return f"{PREFIX}:{{{case_id}}}:events"
+
+
+def caller_cases(app_id: str) -> str:
+    return f"{PREFIX}:caller:{app_id}:cases"
+
+
+def idempotency(app_id: str, key: str) -> str:
+    return f"{PREFIX}:idem:{app_id}:{key}"
+
+
+def nonce(app_id: str, value: str) -> str:
+    return f"{PREFIX}:nonce:{app_id}:{value}"
+
+
+def request_index(request_id: str) -> str:
+    return f"{PREFIX}:reqid:{request_id}"
+
+
+def breaker(adapter: str) -> str:
+    return f"{PREFIX}:breaker:{adapter}"

@@ -1,0 +1,65 @@
+"""Lua scripts: each is one atomic step, so no crash between two writes can leave a case half-done."""
+
+# KEYS: idempotency, case, outbox stream, task stream, open-cases zset, caller index, then per task: task key,
+#       request-id index key.
+# ARGV: request hash, case id, idempotency ttl, case fields JSON, deadline score, created score, tasks JSON
+#       [{fields}], created event JSON, first messages JSON [{matter, kind}]
+# Returns {"created", case_id} or {"exists", stored value}.
+CREATE_CASE = """
+local existing = redis.call('GET', KEYS[1])
+if existing then return {'exists', existing} end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', tonumber(ARGV[3]))
+local case_fields = cjson.decode(ARGV[4])
+for k, v in pairs(case_fields) do redis.call('HSET', KEYS[2], k, v) end
+local tasks = cjson.decode(ARGV[7])
+for i, t in ipairs(tasks) do
+  local task_key = KEYS[6 + 2 * i - 1]
+  local index_key = KEYS[6 + 2 * i]
+  for k, v in pairs(t.fields) do redis.call('HSET', task_key, k, v) end
+  redis.call('SET', index_key, ARGV[2] .. '|' .. t.fields.matter)
+end
+for _, m in ipairs(cjson.decode(ARGV[9])) do
+  redis.call('XADD', KEYS[4], '*', 'case_id', ARGV[2], 'matter', m.matter, 'kind', m.kind)
+end
+redis.call('ZADD', KEYS[5], tonumber(ARGV[5]), ARGV[2])
+redis.call('ZADD', KEYS[6], tonumber(ARGV[6]), ARGV[2])
+local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+redis.call('XADD', KEYS[3], '*', 'case_id', ARGV[2], 'seq', seq, 'event', ARGV[8])
+return {'created', ARGV[2]}
+"""
+
+# KEYS: task, case, outbox stream
+# ARGV: target status, allowed source statuses (comma-separated), fields JSON, event JSON (without seq)
+# Returns {code, previous status}: 1 moved, 0 refused (illegal transition), 2 already there (harmless repeat),
+# -1 no such task.
+TRANSITION = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return {-1, ''} end
+if current == ARGV[1] then return {2, current} end
+local allowed = false
+for s in string.gmatch(ARGV[2], '[^,]+') do
+  if s == current then allowed = true break end
+end
+if not allowed then return {0, current} end
+redis.call('HSET', KEYS[1], 'status', ARGV[1])
+local fields = cjson.decode(ARGV[3])
+for k, v in pairs(fields) do redis.call('HSET', KEYS[1], k, v) end
+local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+redis.call('XADD', KEYS[3], '*', 'case_id', redis.call('HGET', KEYS[2], 'id'), 'seq', seq, 'event', ARGV[4])
+return {1, current}
+"""
+
+# Move due messages from the delayed set into the task stream; ZREM first so only one worker moves each.
+# KEYS: delayed zset, task stream. ARGV: now, limit. Returns how many moved.
+PROMOTE_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local moved = 0
+for _, raw in ipairs(due) do
+  if redis.call('ZREM', KEYS[1], raw) == 1 then
+    local m = cjson.decode(raw)
+    redis.call('XADD', KEYS[2], '*', 'case_id', m.case_id, 'matter', m.matter, 'kind', m.kind)
+    moved = moved + 1
+  end
+end
+return moved
+"""

@@ -1,0 +1,73 @@
+"""A worker: reads the task stream in the consumer group, runs each step, reclaims what dead workers left."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+
+from gateway.bootstrap import Services
+from gateway.observability.metrics import QUEUE_PENDING
+from gateway.store.queue import TaskMessage
+
+log = structlog.get_logger("gateway.worker")
+
+
+class Worker:
+    def __init__(self, services: Services, concurrency: int | None = None) -> None:
+        self.services = services
+        self.concurrency = concurrency or services.settings.worker_concurrency
+        self.inflight: set[asyncio.Task[None]] = set()
+        self.running: set[str] = set()  # message ids in hand, so a reclaim never runs one twice in this process
+
+    async def run(self, stop: asyncio.Event) -> None:
+        queue = self.services.queue
+        reclaim_every = max(1.0, self.services.settings.redeliver_after_s / 4)
+        last_reclaim = 0.0
+        log.info("worker started", consumer=queue.consumer, concurrency=self.concurrency)
+        while not stop.is_set():
+            try:
+                await queue.promote_due()
+                messages: list[TaskMessage] = []
+                if time.monotonic() - last_reclaim > reclaim_every:
+                    last_reclaim = time.monotonic()
+                    idle_ms = int(self.services.settings.redeliver_after_s * 1000)
+                    messages += [m for m in await queue.reclaim(idle_ms) if m.message_id not in self.running]
+                    QUEUE_PENDING.set(await queue.pending_count())
+                free = self.concurrency - len(self.inflight) - len(messages)
+                if free > 0:
+                    messages += await queue.read(count=free, block_ms=200)
+                elif not messages:
+                    await asyncio.wait(self.inflight, timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
+                for message in messages:
+                    self._spawn(message)
+            except (ConnectionError, OSError, TimeoutError) as exc:
+                log.warning("worker lost Redis, retrying", error=str(exc)[:200])
+                await asyncio.sleep(1)
+            except Exception as exc:  # the loop must outlive any one bad step; the message stays pending
+                if type(exc).__module__.startswith("redis"):
+                    log.warning("worker Redis error, retrying", error=str(exc)[:200])
+                else:
+                    log.exception("worker loop error")
+                await asyncio.sleep(1)
+        if self.inflight:
+            await asyncio.wait(self.inflight, timeout=30)
+        log.info("worker stopped", consumer=queue.consumer)
+
+    def _spawn(self, message: TaskMessage) -> None:
+        self.running.add(message.message_id)
+        task = asyncio.create_task(self._handle(message))
+        self.inflight.add(task)
+        task.add_done_callback(self.inflight.discard)
+
+    async def _handle(self, message: TaskMessage) -> None:
+        try:
+            await self.services.engine.process(message)
+            await self.services.queue.ack(message.message_id)
+        except Exception:
+            # Not acknowledged: another worker (or this one) reclaims it after `redeliver_after_s`.
+            log.exception("step failed, left for redelivery", case_id=message.case_id, matter=message.matter,
+                          kind=message.kind)
+        finally:
+            self.running.discard(message.message_id)
