@@ -20,7 +20,7 @@ from mocks.serving import free_port
 from tests.support.adapters import department_request, running_adapter
 
 GUANGXI = "450103199005171239"  # sequence ends in 3: ordinary, household in Guangxi (南宁市青秀区)
-JIANGXI = "360403198803120019"  # sequence ends in 1: ordinary, household in Jiangxi (九江市浔阳区)
+JIANGXI = "360403198803120014"  # sequence ends in 1: ordinary, household in Jiangxi (九江市浔阳区)
 NO_RECORD = "450103199005171298"  # sequence ends in 9: no e-license record
 TOKEN = "holder-assertion-token"
 
