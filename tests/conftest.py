@@ -1,10 +1,52 @@
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+import redis
 
+from gateway.store.embedded_redis import EmbeddedRedis
 from mocks.serving import RunningServer, create_mock, start_in_thread
+
+MACHINE_REDIS = "redis://127.0.0.1:6379/15"
+
+
+def _external_redis_url() -> str | None:
+    """The configured Redis, else the machine's own at 127.0.0.1:6379 (db 15) when one answers."""
+    url = os.environ.get("GATEWAY_REDIS_URL") or MACHINE_REDIS
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except (redis.ConnectionError, OSError):
+        if os.environ.get("GATEWAY_REDIS_URL"):
+            raise
+        return None
+    return url
+
+
+REDIS_BACKENDS = ["embedded"] + (["external"] if _external_redis_url() else [])
+
+
+@pytest.fixture(scope="session")
+def embedded_redis() -> Iterator[EmbeddedRedis]:
+    folder = Path(tempfile.mkdtemp(prefix="gw-redis-"))
+    server = EmbeddedRedis(folder)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=REDIS_BACKENDS)
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """Every Redis the gateway must work on: the embedded one always, the machine's (or configured) one when up."""
+    if request.param == "embedded":
+        server: EmbeddedRedis = request.getfixturevalue("embedded_redis")
+        return server.url
+    url = _external_redis_url()
+    assert url is not None
+    return url
 
 
 @pytest.fixture

@@ -45,6 +45,8 @@ def _build_transitions() -> dict[TaskStatus, frozenset[TaskStatus]]:
         allowed[status] |= {TaskStatus.REJECTED, TaskStatus.FAILED, TaskStatus.CANCELLED}
         if status is not TaskStatus.QUEUED:
             allowed[status].add(TaskStatus.UNKNOWN_NATIVE_STATUS)
+    # The applicant did the step (photo uploaded, say) and the department works on: card production is a review.
+    allowed[TaskStatus.AWAITING_PAYMENT].add(TaskStatus.IN_REVIEW)
     # A later known answer (or ops) resolves an unknown code.
     allowed[TaskStatus.UNKNOWN_NATIVE_STATUS] |= set(_PROGRESS[1:]) | {
         TaskStatus.REJECTED,

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -33,7 +32,6 @@ from mocks.common import (
     HANG_S,
     MockState,
     add_control_routes,
-    applicant_delay_s,
     decide_fault,
     env_float,
     env_secret,
@@ -171,17 +169,7 @@ def create_app(rules: CentreRules | None = None) -> FastAPI:
             notify_url=str(body.get("TZDZ") or ""),
         )
         accounts[request_id] = by_id_number[id_number] = by_token[token] = account
-        delay = applicant_delay_s()
-        if delay is not None:
-            state.spawn(simulated_applicant(account, delay))
         return {"code": OK, "request_id": request_id}
-
-    async def simulated_applicant(account: Account, delay: float) -> None:
-        """The applicant opening the SMS link in the bank app and depositing, through the same page."""
-        await asyncio.sleep(delay)
-        async with httpx.AsyncClient(timeout=10.0) as client:
-            await client.get(account.page_url)
-            await client.post(account.page_url + "/confirm")
 
     async def deposit(account: Account) -> None:
         async with account.lock:

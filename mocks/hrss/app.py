@@ -13,7 +13,8 @@ request's callbackUrl (headers `X-Hrss-Timestamp`, `X-Hrss-Signature`: HMAC-SHA2
 body, key `MOCK_HRSS_CALLBACK_SECRET`); `queryBusiness` answers the current state too.
   resident pension, archive transfer: review of MOCK_HRSS_REVIEW_S seconds (default 1.0);
   social-security card: without a photo "awaiting photo" with an H5 link `<this url>/h5/photo/<token>` (the
-  applicant's browser POSTs the JPEG to `<link>/confirm`), then card production of MOCK_HRSS_CARD_S (default 1.0).
+  applicant's browser POSTs the JPEG, or an app JSON `{"photo_jpeg_base64"}`, to `<link>/confirm`), then card
+  production of MOCK_HRSS_CARD_S (default 1.0).
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import datetime as dt
 import hashlib
 import html
 import itertools
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -33,7 +34,6 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from lxml import etree
@@ -42,7 +42,6 @@ from mocks.common import (
     HANG_S,
     MockState,
     add_control_routes,
-    applicant_delay_s,
     decide_fault,
     env_float,
     env_secret,
@@ -214,17 +213,6 @@ def _person_number(aac002: str) -> str:
     return aac002[:2] + str(int(hashlib.sha256(aac002.encode()).hexdigest()[:12], 16) % 10**10).zfill(10)
 
 
-def _sample_photo() -> bytes:
-    """What the simulated applicant uploads: 358×441 px, 350 dpi, ~40 KB, JPEG-shaped (nobody here decodes pixels)."""
-
-    def segment(marker: int, payload: bytes) -> bytes:
-        return bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload
-
-    app0 = b"JFIF\x00\x01\x01\x01" + (350).to_bytes(2, "big") * 2 + b"\x00\x00"
-    sof0 = b"\x08" + (441).to_bytes(2, "big") + (358).to_bytes(2, "big") + b"\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01"
-    return b"\xff\xd8" + segment(0xE0, app0) + segment(0xFE, b"\x00" * 40_000) + segment(0xC0, sof0) + b"\xff\xd9"
-
-
 def soap_reply(operation: str, reply: dict[str, Any]) -> bytes:
     envelope = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"soap": SOAP_ENV, "rs": TNS})
     response = etree.SubElement(etree.SubElement(envelope, f"{{{SOAP_ENV}}}Body"), f"{{{TNS}}}{operation}Response")
@@ -259,6 +247,17 @@ document.getElementById("send").onclick = async () => {{
 </script></body></html>"""
 
 
+async def _uploaded_photo(request: Request) -> bytes:
+    """The page's script posts the raw JPEG; an app posts JSON `{"photo_jpeg_base64": ...}`: take both."""
+    body = await request.body()
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            return base64.b64decode(json.loads(body)["photo_jpeg_base64"], validate=True)
+        except (ValueError, KeyError, TypeError):
+            return b""
+    return body
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="mock 人社 (HRSS)")
     state = MockState(name="hrss")
@@ -266,7 +265,6 @@ def create_app() -> FastAPI:
     secret = env_secret("hrss")
     review_s = env_float("MOCK_HRSS_REVIEW_S", 1.0)
     card_s = env_float("MOCK_HRSS_CARD_S", 1.0)
-    applicant_delay = applicant_delay_s()
     add_control_routes(app, state)
     serial = itertools.count(1)
     # (operation, aac002) -> the matter that holds it; only valid while it is still the stored answer, so
@@ -288,12 +286,6 @@ def create_app() -> FastAPI:
         if business.callback_url:
             await send_callback(state, business.callback_url, business.reply(), secret=secret,
                                 signature_header="X-Hrss-Signature", timestamp_header="X-Hrss-Timestamp")
-
-    async def simulated_applicant(link: str, delay: float) -> None:
-        await asyncio.sleep(delay)
-        async with httpx.AsyncClient(timeout=5.0) as client:
-            with contextlib.suppress(httpx.HTTPError):
-                await client.post(link + "/confirm", content=_sample_photo(), headers={"Content-Type": "image/jpeg"})
 
     async def register(operation: str, values: dict[str, Any], base_url: str) -> Business:
         aac002 = values["aac002"]
@@ -330,8 +322,6 @@ def create_app() -> FastAPI:
                 token = secrets.token_urlsafe(18)
                 business.h5url = f"{base_url}/h5/photo/{token}"
                 photo_links[token] = business
-                if applicant_delay is not None:
-                    state.spawn(simulated_applicant(business.h5url, applicant_delay))
         elif operation == "transferArchive":
             if values["direction"] == "out" and not values["transferLetterNo"]:
                 business.code = "1007"
@@ -393,7 +383,7 @@ def create_app() -> FastAPI:
             return JSONResponse({"result": "invalid", "message": "链接无效或已过期"}, status_code=404)
         if business.code != "02":
             return JSONResponse({"result": "received", "message": "照片已收到"})
-        if not _is_jpeg(await request.body()):
+        if not _is_jpeg(await _uploaded_photo(request)):
             return JSONResponse({"result": "rejected", "message": ERRORS["1005"]}, status_code=400)
         business.code = "03"
         state.spawn(conclude(business, card_s, "09"))

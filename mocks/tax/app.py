@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Literal
 
-import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
@@ -35,7 +34,6 @@ from mocks.common import (
     HANG_S,
     MockState,
     add_control_routes,
-    applicant_delay_s,
     decide_fault,
     env_secret,
     garbage_response,
@@ -268,17 +266,7 @@ def create_app(levy_items: dict[str, LevyItem] | None = None) -> FastAPI:
             token=token, page_url=f"{base_url}/h5/pay/{token}", notify_url=str(body.get("notifyUrl") or ""),
         )
         declarations[request_id] = by_token[token] = decl
-        delay = applicant_delay_s()
-        if delay is not None:
-            state.spawn(simulated_applicant(decl, delay))
         return {"code": OK, "request_id": request_id}
-
-    async def simulated_applicant(decl: Declaration, delay: float) -> None:
-        """The applicant opening the SMS link and paying, through the same page a person would use."""
-        await asyncio.sleep(delay)
-        async with httpx.AsyncClient(timeout=10.0) as client:
-            await client.get(decl.page_url)
-            await client.post(decl.page_url + "/confirm")
 
     async def pay(decl: Declaration) -> None:
         async with decl.lock:

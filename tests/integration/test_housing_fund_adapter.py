@@ -133,16 +133,6 @@ async def test_opening_awaits_the_deposit_and_the_deposited_callback_completes_i
     assert stats(fund_mock)["registrations"] == 1
 
 
-async def test_simulated_applicant_deposits_through_the_link_when_enabled(fund_mock, recorder, monkeypatch):
-    monkeypatch.setenv("MOCK_APPLICANT_DELAY_S", "0.1")
-    async with running_adapter(HousingFundAdapter, fund_mock.url, callback_secret=SECRET) as adapter:
-        request = opening(case_id="case-gjj-auto", callback_url=recorder.url)
-        assert unified(await adapter.submit(request)) is TaskStatus.AWAITING_PAYMENT
-        await recorder.wait_for(1)
-        event = adapter.parse_callback(*recorder.received[0])
-    assert event.request_id == request.request_id and event.outcome.native_status == "deposited"
-
-
 async def test_repeated_opening_registers_once(fund_mock):
     request = opening(case_id="case-gjj-dup")
     async with running_adapter(HousingFundAdapter, fund_mock.url) as adapter:

@@ -222,14 +222,19 @@ async def test_card_without_photo_waits_for_the_applicant_behind_an_h5_link(hrss
     assert event.request_id == request.request_id and entry(event.outcome).status is TaskStatus.COMPLETED
 
 
-async def test_simulated_applicant_uploads_the_photo(mock_server, monkeypatch, receiver):
+async def test_applicant_uploads_the_photo_as_json_through_the_link(mock_server, monkeypatch, receiver):
     recorder, url = receiver
-    monkeypatch.setenv("MOCK_APPLICANT_DELAY_S", "0.1")
     monkeypatch.setenv("MOCK_HRSS_CARD_S", "0.1")
     server = mock_server("hrss")
     async with running_adapter(HrssAdapter, server.url) as adapter:
         request = department_request("social_security_card", callback_url=url, section={"bank": "北部湾银行"})
-        assert entry(await adapter.submit(request)).status is TaskStatus.AWAITING_PAYMENT
+        outcome = await adapter.submit(request)
+        assert entry(outcome).status is TaskStatus.AWAITING_PAYMENT
+        async with httpx.AsyncClient() as browser:
+            assert (await browser.post(outcome.links["photo"] + "/confirm",
+                                       json={"photo_jpeg_base64": "bm90IGEganBlZw=="})).status_code == 400
+            assert (await browser.post(outcome.links["photo"] + "/confirm",
+                                       json={"photo_jpeg_base64": photo()})).status_code == 200
         event = adapter.parse_callback(*(await recorder.wait())[0])
     assert entry(event.outcome).status is TaskStatus.COMPLETED
 

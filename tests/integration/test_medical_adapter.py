@@ -1,10 +1,9 @@
-import httpx
 import pytest
 
 from adapters.medical.adapter import MedicalAdapter
 from gateway.domain.status import TaskStatus
 from gateway.sdk import DepartmentUnavailable, MalformedReply
-from tests.support.adapters import department_request, running_adapter
+from tests.support.adapters import department_request, mock_stats, running_adapter, set_faults
 
 
 async def test_employee_enrolment_completes_and_repeat_registers_once(mock_server):
@@ -15,7 +14,7 @@ async def test_employee_enrolment_completes_and_repeat_registers_once(mock_serve
         again = await adapter.submit(request)
     assert MedicalAdapter.status_table.lookup(first.native_status).status is TaskStatus.COMPLETED
     assert again.native_status == first.native_status and again.reference == first.reference
-    stats = httpx.get(server.url + "/_mock/stats").json()
+    stats = mock_stats(server.url)
     assert stats["registrations"] == 1 and stats["duplicates"] == 1
 
 
@@ -32,7 +31,7 @@ async def test_already_enrolled_person_is_a_business_rejection(mock_server):
                                               ({"malformed_rate": 1.0}, MalformedReply)])
 async def test_faults_are_technical(mock_server, fault, error):
     server = mock_server("medical")
-    httpx.post(server.url + "/_mock/faults", json=fault)
+    set_faults(server.url, **fault)
     async with running_adapter(MedicalAdapter, server.url) as adapter:
         with pytest.raises(error):
             await adapter.submit(department_request("employee_medical_enrolment"))

@@ -137,16 +137,6 @@ async def test_declaration_awaits_payment_and_the_paid_callback_completes_it(tax
     assert stats(tax_mock)["registrations"] == 1
 
 
-async def test_simulated_applicant_pays_through_the_link_when_enabled(tax_mock, recorder, monkeypatch):
-    monkeypatch.setenv("MOCK_APPLICANT_DELAY_S", "0.1")
-    async with running_adapter(TaxAdapter, tax_mock.url, callback_secret=SECRET) as adapter:
-        request = declaration(case_id="case-tax-auto", callback_url=recorder.url)
-        assert unified(await adapter.submit(request)) is TaskStatus.AWAITING_PAYMENT
-        await recorder.wait_for(1)
-        event = adapter.parse_callback(*recorder.received[0])
-    assert event.request_id == request.request_id and event.outcome.native_status == "paid"
-
-
 async def test_repeated_declaration_registers_once(tax_mock):
     request = declaration(case_id="case-tax-dup")
     async with running_adapter(TaxAdapter, tax_mock.url) as adapter:

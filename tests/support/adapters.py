@@ -42,3 +42,13 @@ def department_request(matter: str, *, id_number: str = "450103199005171239", ca
         profile=profile, channel="online", region_code=region_code, applicant=person, section=section or {},
         agent=None, callback_url=callback_url,
     )
+
+
+def mock_stats(mock_url: str) -> dict[str, Any]:
+    """The mock's own counters (received, duplicates, registrations)."""
+    stats: dict[str, Any] = httpx.get(mock_url + "/_mock/stats").json()
+    return stats
+
+
+def set_faults(mock_url: str, **faults: Any) -> None:
+    httpx.post(mock_url + "/_mock/faults", json=faults).raise_for_status()

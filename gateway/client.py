@@ -1,0 +1,109 @@
+"""A signing client for the unified API, for platform teams and tests (sync and async, on httpx).
+
+    client = GatewayClient("http://127.0.0.1:8080", app_id, secret)
+    case = client.submit_case(body, assertion=mint_demo_assertion("var/identity/demo-idp-key.pem", id_no, name))
+    client.get_case(case.json()["id"])
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives import serialization
+
+from gateway.security.callers import signature
+
+
+def signed_headers(app_id: str, secret: str, method: str, path_with_query: str, body: bytes) -> dict[str, str]:
+    timestamp, nonce = str(int(time.time())), uuid.uuid4().hex
+    return {"X-App-Id": app_id, "X-Timestamp": timestamp, "X-Nonce": nonce,
+            "X-Signature": signature(secret, method, path_with_query, timestamp, nonce, body)}
+
+
+def mint_demo_assertion(key_path: str | Path, id_number: str, name: str, *, issuer: str = "demo-idp",
+                        ttl_s: int = 600, acr: str = "L3") -> str:
+    """An applicant assertion signed with the demo identity key `gateway up` generated (never for production)."""
+    key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
+    now = int(time.time())
+    claims = {"sub": id_number, "name": name, "acr": acr, "iss": issuer, "iat": now, "exp": now + ttl_s}
+    return jwt.encode(claims, key, algorithm="ES256", headers={"kid": issuer})  # type: ignore[arg-type]
+
+
+def _encode(body: Any) -> bytes:
+    return b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
+
+
+def _case_headers(idempotency_key: str | None, assertion: str | None) -> dict[str, str]:
+    headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+    if assertion:
+        headers["X-Applicant-Assertion"] = assertion
+    return headers
+
+
+class GatewayClient:
+    def __init__(self, base_url: str, app_id: str, secret: str, *, timeout: float = 30.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.app_id, self.secret = app_id, secret
+        self.http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
+
+    def request(self, method: str, path: str, body: Any = None,
+                headers: dict[str, str] | None = None) -> httpx.Response:
+        raw = _encode(body)
+        all_headers = {"Content-Type": "application/json"} if body is not None else {}
+        all_headers |= signed_headers(self.app_id, self.secret, method, path, raw) | (headers or {})
+        return self.http.request(method, path, content=raw or None, headers=all_headers)
+
+    def submit_case(self, body: Any, *, idempotency_key: str | None = None,
+                    assertion: str | None = None) -> httpx.Response:
+        return self.request("POST", "/v1/cases", body, _case_headers(idempotency_key, assertion))
+
+    def get_case(self, case_id: str) -> httpx.Response:
+        return self.request("GET", f"/v1/cases/{case_id}")
+
+    def overdue_cases(self) -> httpx.Response:
+        return self.request("GET", "/v1/cases?overdue=true")
+
+    def profiles(self) -> httpx.Response:
+        return self.request("GET", "/v1/profiles")
+
+    def profile(self, code: str) -> httpx.Response:
+        return self.request("GET", f"/v1/profiles/{code}")
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncGatewayClient:
+    def __init__(self, base_url: str, app_id: str, secret: str, *, timeout: float = 30.0,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.app_id, self.secret = app_id, secret
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+
+    async def request(self, method: str, path: str, body: Any = None,
+                      headers: dict[str, str] | None = None) -> httpx.Response:
+        raw = _encode(body)
+        all_headers = {"Content-Type": "application/json"} if body is not None else {}
+        all_headers |= signed_headers(self.app_id, self.secret, method, path, raw) | (headers or {})
+        return await self.http.request(method, path, content=raw or None, headers=all_headers)
+
+    async def submit_case(self, body: Any, *, idempotency_key: str | None = None,
+                          assertion: str | None = None) -> httpx.Response:
+        return await self.request("POST", "/v1/cases", body, _case_headers(idempotency_key, assertion))
+
+    async def get_case(self, case_id: str) -> httpx.Response:
+        return await self.request("GET", f"/v1/cases/{case_id}")
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

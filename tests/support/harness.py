@@ -1,0 +1,230 @@
+"""A whole gateway for integration tests: real Redis, real mock departments on loopback, API and worker in a thread.
+
+Nothing is faked: the gateway runs `run_gateway` exactly as `gateway up` does, in its own event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import redis
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from gateway.client import GatewayClient
+from gateway.runtime import run_gateway
+from gateway.settings import Settings
+from mocks.serving import RunningServer, create_mock, free_port, start_in_thread
+
+ALL_MOCKS = ("medical", "hrss", "tax", "housing_fund", "e_license", "sms")
+WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+TERMINAL = {"completed", "rejected", "skipped", "failed", "cancelled"}
+
+
+def id_number(division: str, birth: str, sequence: int) -> str:
+    body = f"{division}{birth}{sequence:03d}"
+    return body + "10X98765432"[sum(int(c) * w for c, w in zip(body, WEIGHTS, strict=True)) % 11]
+
+
+class IdentityService:
+    """The unified identity service: an EC key, its JWKS for the gateway, assertions for applicants."""
+
+    def __init__(self, folder: Path, issuer: str = "test-idp") -> None:
+        self.issuer = issuer
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        numbers = self.key.public_key().public_numbers()
+
+        def b64(n: int) -> str:
+            return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+
+        self.jwks_path = folder / "jwks.json"
+        self.jwks_path.write_text(json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "x": b64(numbers.x),
+                                                        "y": b64(numbers.y), "kid": issuer, "alg": "ES256"}]}))
+
+    def assertion(self, sub: str, name: str = "韦样例", *, exp_s: int = 600, issuer: str | None = None,
+                  key: ec.EllipticCurvePrivateKey | None = None) -> str:
+        now = int(time.time())
+        claims = {"sub": sub, "name": name, "acr": "L3", "iss": issuer or self.issuer, "iat": now, "exp": now + exp_s}
+        return jwt.encode(claims, key or self.key, algorithm="ES256", headers={"kid": self.issuer})
+
+
+class Recorder:
+    """A webhook receiver (the platform's side): records every event, can be told to fail."""
+
+    def __init__(self) -> None:
+        from fastapi import FastAPI, Request, Response
+
+        self.events: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.failing = False
+        app = FastAPI()
+
+        @app.post("/events")
+        async def receive(request: Request) -> Response:
+            if self.failing:
+                return Response(status_code=503)
+            self.events.append(json.loads(await request.body()))
+            self.headers.append(dict(request.headers))
+            return Response(status_code=204)
+
+        self.server = start_in_thread(app)
+        self.url = self.server.url + "/events"
+
+
+@dataclass
+class RunningGateway:
+    settings: Settings
+    redis_url: str
+    client: GatewayClient
+    window_client: GatewayClient
+    identity: IdentityService
+    mocks: dict[str, RunningServer]
+    webhook: Recorder
+    thread: threading.Thread
+    loop: asyncio.AbstractEventLoop
+    stop_event: asyncio.Event
+    extra_stops: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.base_url
+
+    def mock(self, name: str) -> str:
+        return self.mocks[name].url
+
+    def faults(self, name: str, **faults: Any) -> None:
+        httpx.post(self.mock(name) + "/_mock/faults", json=faults).raise_for_status()
+
+    def stats(self, name: str) -> dict[str, Any]:
+        return httpx.get(self.mock(name) + "/_mock/stats").json()  # type: ignore[no-any-return]
+
+    def submit(self, body: dict[str, Any], *, key: str | None = None, assertion: str | None | bool = True,
+               window: bool = False) -> httpx.Response:
+        if assertion is True:
+            applicant = body.get("applicant", {})
+            assertion = self.identity.assertion(applicant.get("id_number", ""), applicant.get("name", ""))
+        client = self.window_client if window else self.client
+        return client.submit_case(body, idempotency_key=key or uuid.uuid4().hex,
+                                  assertion=assertion or None)
+
+    def case(self, case_id: str) -> dict[str, Any]:
+        response = self.client.get_case(case_id)
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
+    def wait(self, case_id: str, until: Callable[[dict[str, Any]], bool], timeout: float = 30.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        case = self.case(case_id)
+        while not until(case):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"case {case_id} did not get there in {timeout} s: "
+                                     f"{[(t['matter'], t['status'], t['native_status']) for t in case['tasks']]}")
+            time.sleep(0.1)
+            case = self.case(case_id)
+        return case
+
+    def wait_terminal(self, case_id: str, timeout: float = 30.0) -> dict[str, Any]:
+        return self.wait(case_id, lambda c: all(t["status"] in TERMINAL for t in c["tasks"]), timeout)
+
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url, decode_responses=True)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(timeout=30)
+        self.client.close()
+        self.window_client.close()
+        for server in self.mocks.values():
+            server.stop()
+        self.webhook.server.stop()
+        for stop in self.extra_stops:
+            stop()
+
+
+PLATFORM = ("test-platform", "test-platform-secret")
+WINDOW = ("test-window", "test-window-secret")
+
+
+def test_settings(tmp_path: Path, redis_url: str, mocks: dict[str, RunningServer], identity: IdentityService,
+                  webhook_url: str, **overrides: Any) -> Settings:
+    callers = tmp_path / "callers.json"
+    callers.write_text(json.dumps([
+        {"app_id": PLATFORM[0], "secret": PLATFORM[1], "name": "test platform"},
+        {"app_id": WINDOW[0], "secret": WINDOW[1], "name": "service-centre window", "kind": "window"},
+    ]))
+    port = free_port()
+    values: dict[str, Any] = dict(
+        redis_url=redis_url, var_dir=tmp_path / "var", api_port=port, callers_file=callers,
+        identity_jwks_file=identity.jwks_path, identity_issuer=identity.issuer,
+        adapters={name: {"base_url": server.url, "timeout_s": 1.0} for name, server in mocks.items() if name != "sms"},
+        sms_url=mocks["sms"].url if "sms" in mocks else None, webhook_url=webhook_url,
+        retry_attempts=4, retry_max_s=5.0, retry_initial_s=0.05, retry_cap_s=0.2, redeliver_after_s=3.0,
+        poll_initial_s=0.2, poll_cap_s=1.0, breaker_failures=3, breaker_open_s=2.0,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+def start_gateway(tmp_path: Path, redis_url: str, *, mock_names: Iterable[str] = ALL_MOCKS,
+                  applicant_delay: str = "off", mock_env: dict[str, str] | None = None,
+                  **overrides: Any) -> RunningGateway:
+    # The mocks read their behaviour from the environment when they are created, as they would at start-up.
+    saved = dict(os.environ)
+    os.environ.update({"MOCK_APPLICANT_DELAY_S": applicant_delay, "MOCK_HRSS_REVIEW_S": "0.3",
+                       "MOCK_HRSS_CARD_S": "0.3", **(mock_env or {})})
+    try:
+        mocks = {name: start_in_thread(create_mock(name)) for name in mock_names}
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    flush(redis_url)
+    identity = IdentityService(tmp_path)
+    webhook = Recorder()
+    settings = test_settings(tmp_path, redis_url, mocks, identity, webhook.url, **overrides)
+    started = threading.Event()
+    holder: dict[str, Any] = {}
+
+    def serve() -> None:
+        async def main() -> None:
+            holder["loop"] = asyncio.get_running_loop()
+            holder["stop"] = asyncio.Event()
+            await run_gateway(settings, redis_url, api=True, worker=True, consumer=f"test-{uuid.uuid4().hex[:6]}",
+                              stop=holder["stop"], started=started)
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:
+            holder["error"] = exc
+            started.set()
+
+    thread = threading.Thread(target=serve, name="gateway", daemon=True)
+    thread.start()
+    if not started.wait(30) or "error" in holder:
+        raise RuntimeError(f"gateway did not start: {holder.get('error')!r}")
+    base = settings.base_url
+    return RunningGateway(settings=settings, redis_url=redis_url, client=GatewayClient(base, *PLATFORM),
+                          window_client=GatewayClient(base, *WINDOW), identity=identity, mocks=mocks,
+                          webhook=webhook, thread=thread, loop=holder["loop"], stop_event=holder["stop"])
+
+
+def flush(redis_url: str) -> None:
+    """Each gateway starts on an empty database: nothing left over from another test can be picked up."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+
+
+def applicant(division: str = "450103", birth: str = "19900517", sequence: int = 123, **extra: Any) -> dict[str, Any]:
+    return {"name": "韦样例", "id_type": "resident_id", "id_number": id_number(division, birth, sequence),
+            "phone": "13912345678", **extra}
