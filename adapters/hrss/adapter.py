@@ -53,7 +53,10 @@ _SOAP_OPERATIONS = {
     "archive_transfer": "transferArchive",
 }
 _SEX = {"male": "1", "female": "2"}  # GB/T 2261.1
-_EMPLOYMENT_TYPE = {"flexible": "1", "self_employed": "2", "entrepreneurship": "3"}  # 灵活就业, 自谋职业, 自主创业
+# The region profiles' section codes (the platform's contract) -> HRSS codes.
+_EMPLOYMENT_TYPE = {"flexible": "1", "self_employed": "2", "entrepreneur": "3"}  # 灵活就业, 自谋职业, 自主创业
+_ARCHIVE_REASON = {"graduation": "graduation", "resignation_or_dismissal": "resignation",
+                   "contract_ended": "termination", "other": "other"}
 _EMPLOYEE_PENSION = "110"  # aae140: enterprise employees' basic pension
 _LONG_TERM = "长期"  # idValidTo of an ID card valid for life
 
@@ -80,6 +83,16 @@ class _SharedClientTransport(AsyncTransport):
         response: httpx.Response = await self.client.post(address, content=message, headers=headers,
                                                           timeout=self.operation_timeout)
         return response
+
+
+def _contribution_level(section: Mapping[str, Any]) -> str | None:
+    """The yearly amount: a listed tier, 0 for 个人不缴费, or the amount of the region's own extra tier."""
+    tier = section.get("contribution_tier")
+    if tier == "no_contribution":
+        return "0"
+    if tier == "local_extra":
+        tier = section.get("local_extra_amount")
+    return None if tier is None else str(tier)
 
 
 class HrssAdapter(DepartmentAdapter):
@@ -231,13 +244,12 @@ class HrssAdapter(DepartmentAdapter):
         if request.operation == "employment_registration":
             kind = str(section.get("employment_type", "flexible"))
             fields |= {"employmentType": _EMPLOYMENT_TYPE.get(kind, kind),
-                       "employmentDate": _compact(section.get("employment_date"))}
+                       "employmentDate": _compact(section.get("employment_start_date"))}
         elif request.operation == "employee_pension_enrolment":
             fields |= {"aae140": _EMPLOYEE_PENSION, "aae003": _compact(section.get("start_month")),
                        "insuredPlace": section.get("insured_place") or request.region_code}
         elif request.operation == "resident_pension_enrolment":
-            level = section.get("contribution_level")
-            fields |= {"contributionLevel": None if level is None else str(level),
+            fields |= {"contributionLevel": _contribution_level(section),
                        "registrationDate": _compact(section.get("registration_date")),
                        "specialGroup": list(section.get("special_groups") or []) or None}
         elif request.operation == "social_security_card":
@@ -248,8 +260,10 @@ class HrssAdapter(DepartmentAdapter):
             fields |= {"bankName": section.get("bank"), "idValidFrom": _compact(section.get("id_valid_from")),
                        "idValidTo": valid_to, "photo": photo}
         else:  # archive_transfer
-            fields |= {"direction": section.get("direction", "in"), "fromOrg": section.get("from_org"),
-                       "toOrg": section.get("to_org"), "reason": section.get("reason"),
+            # The one-stop form asks to receive the archive (档案计划从…转至…); a transfer out needs a 调档函.
+            reason = str(section.get("transfer_reason", ""))
+            fields |= {"direction": section.get("direction", "in"), "fromOrg": section.get("archive_from"),
+                       "toOrg": section.get("archive_to"), "reason": _ARCHIVE_REASON.get(reason, reason),
                        "transferLetterNo": section.get("transfer_letter_no"),
                        "personCategory": section.get("person_category")}
         return await self._call(operation, fields)

@@ -141,7 +141,7 @@ async def test_resident_pension_review_ends_with_a_signed_callback(hrss, receive
     recorder, url = receiver
     async with running_adapter(HrssAdapter, hrss.url) as adapter:
         request = department_request("resident_pension_enrolment", callback_url=url,
-                                     section={"contribution_level": 300, "special_groups": ["低保对象"]})
+                                     section={"contribution_tier": 300, "special_groups": ["subsistence_allowance"]})
         outcome = await adapter.submit(request)
         assert entry(outcome).status is TaskStatus.IN_REVIEW
         assert entry(await adapter.query_status(request, outcome.reference)).status is TaskStatus.IN_REVIEW
@@ -159,7 +159,7 @@ async def test_resident_pension_needs_guangxi_household_registration(hrss, recei
     recorder, url = receiver
     async with running_adapter(HrssAdapter, hrss.url) as adapter:
         request = department_request("resident_pension_enrolment", id_number=JIANGXI, callback_url=url,
-                                     section={"contribution_level": 100})
+                                     section={"contribution_tier": 100})
         assert entry(await adapter.submit(request)).status is TaskStatus.IN_REVIEW
         headers, body = (await recorder.wait())[0]
         event = adapter.parse_callback(headers, body)
@@ -169,9 +169,10 @@ async def test_resident_pension_needs_guangxi_household_registration(hrss, recei
 
 @pytest.mark.parametrize(("id_number", "operation", "section", "code"), [
     (ENROLLED, "employee_pension_enrolment", {}, "1001"),
-    (ENROLLED, "resident_pension_enrolment", {"contribution_level": 200}, "1002"),
+    (ENROLLED, "resident_pension_enrolment", {"contribution_tier": 200}, "1002"),
     (CARD_HOLDER, "social_security_card", {"bank": "工商银行"}, "1004"),
-    (ORDINARY, "archive_transfer", {"direction": "out", "reason": "resignation", "to_org": "南宁人才服务中心"}, "1007"),
+    (ORDINARY, "archive_transfer",
+     {"direction": "out", "transfer_reason": "resignation_or_dismissal", "archive_to": "南宁人才服务中心"}, "1007"),
 ])
 async def test_business_rejections(hrss, id_number, operation, section, code):
     async with running_adapter(HrssAdapter, hrss.url) as adapter:
@@ -184,7 +185,7 @@ async def test_employee_pension_then_resident_pension_is_refused(hrss):
     async with running_adapter(HrssAdapter, hrss.url) as adapter:
         await adapter.submit(department_request("employee_pension_enrolment"))
         outcome = await adapter.submit(department_request("resident_pension_enrolment",
-                                                          section={"contribution_level": 300}))
+                                                          section={"contribution_tier": 300}))
     assert outcome.native_status == "1002"
 
 
@@ -192,7 +193,8 @@ async def test_archive_transfer_is_reviewed(hrss, receiver):
     recorder, url = receiver
     async with running_adapter(HrssAdapter, hrss.url) as adapter:
         request = department_request("archive_transfer", callback_url=url, section={
-            "direction": "out", "reason": "graduation", "from_org": "广西大学", "to_org": "南宁市人才服务中心",
+            "direction": "out", "transfer_reason": "graduation", "archive_from": "广西大学",
+            "archive_to": "南宁市人才服务中心",
             "transfer_letter_no": "DDH2026-0001"})
         assert entry(await adapter.submit(request)).status is TaskStatus.IN_REVIEW
         event = adapter.parse_callback(*(await recorder.wait())[0])

@@ -21,6 +21,7 @@ import httpx
 import jwt
 import redis
 from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi import FastAPI, Request, Response
 
 from gateway.client import GatewayClient
 from gateway.runtime import run_gateway
@@ -63,8 +64,6 @@ class Recorder:
     """A webhook receiver (the platform's side): records every event, can be told to fail."""
 
     def __init__(self) -> None:
-        from fastapi import FastAPI, Request, Response
-
         self.events: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.failing = False
@@ -136,6 +135,16 @@ class RunningGateway:
 
     def wait_terminal(self, case_id: str, timeout: float = 30.0) -> dict[str, Any]:
         return self.wait(case_id, lambda c: all(t["status"] in TERMINAL for t in c["tasks"]), timeout)
+
+    def wait_events(self, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 15.0) -> list[dict[str, Any]]:
+        """Webhook events as the platform received them, once `until` holds (delivery is asynchronous)."""
+        deadline = time.monotonic() + timeout
+        while not until(list(self.webhook.events)):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"webhook events not there in {timeout} s: "
+                                     f"{[(e['type'], e.get('matter'), e.get('status')) for e in self.webhook.events]}")
+            time.sleep(0.05)
+        return list(self.webhook.events)
 
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url, decode_responses=True)

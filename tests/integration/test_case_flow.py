@@ -1,0 +1,109 @@
+"""Whole cases through the gateway: real Redis (both kinds), real mock departments over HTTP and SOAP."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.harness import RunningGateway, applicant, start_gateway
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "shared" / "contract"))
+from platform_client import valid_instance  # noqa: E402  - the platform's own form filler, written apart from us
+
+
+@pytest.fixture
+def gw(redis_url, tmp_path):
+    gateway = start_gateway(tmp_path, redis_url, applicant_delay="0.2")
+    yield gateway
+    gateway.stop()
+
+
+def application(gw: RunningGateway, profile: str, matters: list[str], person: dict[str, Any],
+                **extra: Any) -> dict[str, Any]:
+    """Sections filled from the catalogue's JSON Schemas the way a generic form renderer would."""
+    catalogue = {m["code"]: m for m in gw.client.profile(profile).json()["matters"]}
+    sections = {m: valid_instance(catalogue[m]["section_schema"], m) for m in matters}
+    body = {"profile": profile, "channel": "online", "applicant": person, "matters": matters,
+            "sections": {m: s for m, s in sections.items() if s}, "delivery": "online"}
+    body.update(extra)
+    return body
+
+
+def by_matter(case: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["matter"]: t for t in case["tasks"]}
+
+
+def test_employee_medical_enrolment_completes_and_the_platform_hears_every_change(gw):
+    response = gw.submit(application(gw, "guangxi", ["employee_medical_enrolment"], applicant()))
+    assert response.status_code == 202, response.text
+    case = gw.wait_terminal(response.json()["id"])
+    task = case["tasks"][0]
+    assert case["status"] == "completed"
+    assert task["status"] == "completed" and task["native_status"] == "1" and task["department"] == "medical"
+    assert gw.stats("medical")["registrations"] == 1
+    events = gw.wait_events(lambda es: any(e["case_id"] == case["id"] and e.get("status") == "completed" for e in es))
+    mine = [e for e in events if e["case_id"] == case["id"]]
+    assert [e["seq"] for e in mine] == sorted(e["seq"] for e in mine)
+    assert len({e["event_id"] for e in mine}) == len(mine)
+    assert [e["status"] for e in mine if e["type"] == "task.status_changed"][-1] == "completed"
+    metrics = httpx.get(gw.base_url + "/metrics").text
+    assert 'gateway_department_calls_total{adapter="medical",operation="employee_medical_enrolment",outcome="ok"}' \
+        in metrics
+
+
+def test_a_department_refusal_is_a_rejection_with_its_reason(gw):
+    already_enrolled = applicant(sequence=127)
+    case_id = gw.submit(application(gw, "guangxi", ["employee_medical_enrolment"], already_enrolled)).json()["id"]
+    case = gw.wait_terminal(case_id)
+    task = case["tasks"][0]
+    assert case["status"] == "rejected"
+    assert task["status"] == "rejected" and task["native_status"] == "E1001" and "职工基本医疗保险" in task["reason"]
+
+
+GUANGXI_ALL_DEPARTMENTS = ["archive_transfer", "employee_pension_enrolment", "social_security_card",
+                           "employee_medical_enrolment", "contribution_declaration"]
+
+
+def test_guangxi_case_reaches_every_department_and_completes(redis_url, tmp_path):
+    gw = start_gateway(tmp_path, redis_url, applicant_delay="0.2")
+    try:
+        body = application(gw, "guangxi", GUANGXI_ALL_DEPARTMENTS, applicant())
+        response = gw.submit(body)
+        assert response.status_code == 202, response.text
+        case = gw.wait_terminal(response.json()["id"], timeout=60)
+        tasks = by_matter(case)
+        assert {m: t["status"] for m, t in tasks.items()} == dict.fromkeys(GUANGXI_ALL_DEPARTMENTS, "completed")
+        assert case["status"] == "completed"
+        assert tasks["social_security_card"]["links"]["photo"].startswith(gw.base_url + "/h5/")
+        assert tasks["contribution_declaration"]["links"]["payment"].startswith(gw.base_url + "/h5/")
+        for department in ("hrss", "medical", "tax"):
+            assert gw.stats(department)["registrations"] >= 1
+        sms = httpx.get(gw.mock("sms") + "/_mock/messages").json()["messages"]
+        assert any("/h5/" in m["text"] for m in sms)
+        assert case["documents"]["status"] == "found"
+    finally:
+        gw.stop()
+
+
+def test_jiujiang_case_completes_after_payments_and_gets_the_certificate(redis_url, tmp_path):
+    gw = start_gateway(tmp_path, redis_url, applicant_delay="0.2")
+    try:
+        matters = ["employment_registration", "employee_pension_enrolment", "employee_medical_enrolment",
+                   "housing_fund_account", "contribution_declaration"]
+        person = applicant(division="360402", birth="19880202", sequence=131)
+        response = gw.submit(application(gw, "jiujiang", matters, person))
+        assert response.status_code == 202, response.text
+        case_id = response.json()["id"]
+        case = gw.wait(case_id, lambda c: bool(c["certificates"]), timeout=60)
+        assert {t["status"] for t in case["tasks"]} == {"completed"}
+        certificate = case["certificates"][0]
+        assert certificate["type"] == "employment_entrepreneurship_certificate"
+        assert certificate["identifier"].startswith("1.2.156.3005.2.") and certificate["issued_at"]
+        for department in ("hrss", "medical", "tax", "housing_fund", "e_license"):
+            assert gw.stats(department)["registrations"] >= 1, department
+    finally:
+        gw.stop()
