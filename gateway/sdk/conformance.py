@@ -133,9 +133,8 @@ class _Skipped(Exception):
 async def run_conformance(target: ConformanceTarget) -> ConformanceReport:
     """Run every check in `CHECKS` order; one failing check never stops the others."""
     report = ConformanceReport(adapter=getattr(target.adapter_cls, "name", target.adapter_cls.__name__))
-    kit = _Kit(target, report)
     async with httpx.AsyncClient(base_url=target.mock_url.rstrip("/"), timeout=10.0) as control:
-        kit.control = control
+        kit = _Kit(target, report, control)
         await kit.set_faults()
         try:
             await kit.run()
@@ -145,13 +144,13 @@ async def run_conformance(target: ConformanceTarget) -> ConformanceReport:
 
 
 class _Kit:
-    def __init__(self, target: ConformanceTarget, report: ConformanceReport) -> None:
+    def __init__(self, target: ConformanceTarget, report: ConformanceReport, control: httpx.AsyncClient) -> None:
         self.target = target
         self.report = report
+        self.control = control  # the mock's control plane: /_mock/faults and /_mock/stats
         self.cls = target.adapter_cls
         # A fresh key per run: an adapter that verifies with anything but its settings' secret fails.
         self.secret = secrets.token_hex(16)
-        self.control: httpx.AsyncClient
         self.outcomes: list[tuple[DepartmentRequest, NativeOutcome]] = []
 
     async def check(self, name: str, body: Callable[[], Awaitable[str]]) -> None:
@@ -432,7 +431,7 @@ class _Kit:
 
     async def connection_refused(self) -> str:
         request = self._sample()
-        url = f"http://127.0.0.1:{_closed_port()}"
+        url = f"http://127.0.0.1:{_free_port()}"
         async with self.adapter(base_url=url, timeout_s=_SETTINGS_TIMEOUT_S) as adapter:
             try:
                 await adapter.start()
@@ -451,7 +450,7 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _closed_port() -> int:
+def _free_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -461,7 +460,7 @@ def _closed_port() -> int:
 @contextlib.contextmanager
 def serve_mock(app: Any, *, start_timeout_s: float = 15.0) -> Iterator[str]:
     """Serve an ASGI app (a department mock) on a loopback port in a background thread; yields its base URL."""
-    port = _closed_port()
+    port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
                                            timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, name=f"mock-{port}", daemon=True)
