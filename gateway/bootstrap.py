@@ -86,6 +86,7 @@ async def build_services(settings: Settings, redis_url: str, *, consumer: str, a
     breakers = CircuitBreakers(redis, settings.breaker_failures, settings.breaker_open_s)
     engine = Engine(settings=settings, store=store, queue=queue, adapters=adapters, profiles=profiles, links=links,
                     breakers=breakers)
+    calendar = WorkingDayCalendar(settings.calendar_overrides_file, on_fallback=_calendar_fallback)
     return Services(settings=settings, redis=redis, store=store, queue=queue, profiles=profiles, adapters=adapters,
-                    engine=engine, links=links, calendar=WorkingDayCalendar(on_fallback=_calendar_fallback),
+                    engine=engine, links=links, calendar=calendar,
                     authenticator=authenticator, identity=identity)

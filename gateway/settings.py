@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
 
     api_host: str = "127.0.0.1"
+    mock_host: str = "127.0.0.1"  # `gateway mocks` in a container for staging: 0.0.0.0
     api_port: int = 8080
     # How departments (callbacks) and applicants (H5 links) reach this gateway.
     public_base_url: str | None = None
@@ -45,9 +46,10 @@ class Settings(BaseSettings):
 
     # Secrets generated under var_dir/secrets when unset (fine for a newcomer; production sets them).
     link_secret: str | None = None
-    pii_key: str | None = None  # base64 of 16 bytes (SM4) or 32 bytes (AES-256)
+    pii_key: str | None = None  # base64 of 32 bytes: AES-256 uses them all, SM4 the first 16
     pii_cipher: Literal["aes-gcm", "sm4-gcm"] = "aes-gcm"
-    audit_hash: Literal["sha256", "sm3"] = "sha256"
+    # Holiday data for years chinese-calendar does not know yet; ops can mount a newer file than the packaged one.
+    calendar_overrides_file: Path | None = None
 
     idempotency_ttl_s: int = 7 * 24 * 3600
     signature_window_s: int = 300
@@ -65,6 +67,7 @@ class Settings(BaseSettings):
     breaker_failures: int = 5
     breaker_open_s: float = 10.0
     outbox_retry_cap_s: float = 60.0
+    outbox_max_attempts: int = 500  # ~8 hours at the cap before an event is parked for ops
 
     log_level: str = "INFO"
     log_json: bool = False

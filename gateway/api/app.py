@@ -51,11 +51,15 @@ def create_app(settings: Settings, redis_url: str,
     @app.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        API_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        API_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
-        return response
+        status = 500  # an exception escaping the app is answered 500 by the server: count it as such
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            API_REQUESTS.labels(request.method, route, str(status)).inc()
+            API_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
 
     def svc(request: Request) -> Services:
         services: Services = request.app.state.services

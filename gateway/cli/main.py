@@ -87,12 +87,12 @@ def mocks(only: list[str] = typer.Option(None, "--only", help="serve just these 
 
     settings = _settings()
     ports = {name: port for name, port in settings.mock_ports.items() if not only or name in only}
-    typer.echo("mocks: " + ", ".join(f"{n}=http://127.0.0.1:{p}" for n, p in ports.items()))
+    typer.echo("mocks: " + ", ".join(f"{n}=http://{settings.mock_host}:{p}" for n, p in ports.items()))
 
     async def run() -> None:
         stop = asyncio.Event()
         _on_signals(stop)
-        await serve_mocks(ports, stop)
+        await serve_mocks(ports, stop, settings.mock_host)
 
     asyncio.run(run())
 
@@ -246,6 +246,8 @@ def dlq_replay(task: str = typer.Option(None, "--task", help="CASE_ID:MATTER"),
                adapter: str = typer.Option(None, "--adapter", help="every dead-lettered task of this adapter")) -> None:
     """Put dead-lettered tasks back on the queue (failed -> queued)."""
     from gateway.domain.status import TaskStatus
+    from gateway.orchestration.intake import deadline_score
+    from gateway.store import keys
 
     if not task and not adapter:
         typer.echo("say which: --task CASE_ID:MATTER or --adapter NAME", err=True)
@@ -267,6 +269,9 @@ def dlq_replay(task: str = typer.Option(None, "--task", help="CASE_ID:MATTER"),
                                                          event={"reason": "replayed from the DLQ"})
                 if result.moved:
                     await services.queue.enqueue(case_id, matter, "submit")
+                    case = await services.store.get_case(case_id)
+                    if case is not None:  # open again: back on the overdue watch
+                        await services.redis.zadd(keys.OPEN_CASES, {case_id: deadline_score(case.deadline)})
                     replayed += 1
                 await services.queue.forget_dead_letter(case_id, matter)
         finally:

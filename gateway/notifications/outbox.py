@@ -74,14 +74,39 @@ class OutboxDispatcher:
                     for _stream, items in reply or []:
                         entries += [(mid, fields) for mid, fields in items if fields]
                     for message_id, fields in entries:
-                        if await self.deliver(fields):
-                            await redis.xack(keys.OUTBOX_STREAM, keys.OUTBOX_GROUP, message_id)
-                            await redis.xdel(keys.OUTBOX_STREAM, message_id)
+                        await self.handle(message_id, fields)
                 except Exception as exc:  # delivery must outlive any error; unacknowledged events come back
                     log.warning("outbox loop error", error=str(exc)[:200])
                     await asyncio.sleep(1)
         finally:
             await self.http.aclose()
+
+    async def handle(self, message_id: str, fields: dict[str, str]) -> None:
+        """Deliver one event when its back-off allows; acknowledged once every channel took it, or when parked."""
+        redis = self.services.redis
+        event_id = json.loads(fields["event"])["event_id"]
+        retry_key = f"{keys.PREFIX}:outbox:retry:{event_id}"
+        next_at = await redis.hget(retry_key, "next_at")
+        if next_at and float(next_at) > time.time():
+            return
+        if await self.deliver(fields):
+            await self._ack(message_id)
+            await redis.delete(retry_key)
+            return
+        attempts = int(await redis.hincrby(retry_key, "attempts", 1))
+        delay = min(0.5 * 2 ** min(attempts, 16), self.services.settings.outbox_retry_cap_s)
+        await redis.hset(retry_key, "next_at", time.time() + delay)
+        await redis.expire(retry_key, 7 * 24 * 3600)
+        if attempts >= self.services.settings.outbox_max_attempts:
+            # A receiver that refuses an event for this long needs a person: park it where ops can see it.
+            await redis.rpush(keys.OUTBOX_DEAD, json.dumps(fields, ensure_ascii=False))
+            await self._ack(message_id)
+            OUTBOX.labels("any", "dead_lettered").inc()
+            log.error("outbox event parked after repeated refusals", event_id=event_id, attempts=attempts)
+
+    async def _ack(self, message_id: str) -> None:
+        await self.services.redis.xack(keys.OUTBOX_STREAM, keys.OUTBOX_GROUP, message_id)
+        await self.services.redis.xdel(keys.OUTBOX_STREAM, message_id)
 
     async def deliver(self, fields: dict[str, str]) -> bool:
         event = json.loads(fields["event"])

@@ -9,15 +9,17 @@ import structlog
 
 def configure_logging(level: str = "INFO", json_output: bool = False) -> None:
     logging.basicConfig(level=level, format="%(message)s")
+    # Plain tracebacks only: a pretty traceback prints local variables, and locals hold ID numbers and names.
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False) if json_output else structlog.dev.ConsoleRenderer(
-            colors=False)
+            colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *([structlog.processors.format_exc_info] if json_output else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),

@@ -115,7 +115,7 @@ class Engine:
                 return
             await self._dead_letter(case, task, exc)
             return
-        await self.apply_outcome(case, task, adapter, outcome)
+        await self.apply_outcome(case, task, adapter, outcome, from_poll=message.kind == "poll")
 
     # ---- department calls ----------------------------------------------------------------------------------
     def _slot(self, adapter: str) -> asyncio.Semaphore:
@@ -171,11 +171,17 @@ class Engine:
 
     # ---- answers ----------------------------------------------------------------------------------------------
     async def apply_outcome(self, case: CaseRecord, task: TaskRecord, adapter: DepartmentAdapter,
-                            outcome: NativeOutcome) -> TransitionResult | None:
-        """Map a department answer (reply, poll or callback) to the unified status and move the task."""
+                            outcome: NativeOutcome, *, from_poll: bool = False) -> TransitionResult | None:
+        """Map a department answer (reply, poll or callback) to the unified status and move the task.
+
+        A task that moved into a waiting state starts a poll chain; a poll that found nothing new continues its
+        chain. Callbacks never start a second chain for a task that was already waiting.
+        """
         entry = adapter.status_table.lookup(outcome.native_status)
         reason: str | None
         if entry is not None and entry.kind == "technical":
+            if from_poll:
+                await self._schedule_poll(case.id, task)
             return None  # e.g. a callback saying "system busy": nothing learned about the matter
         if entry is None:
             UNKNOWN_NATIVE.labels(adapter.name, outcome.native_status[:32]).inc()
@@ -201,11 +207,11 @@ class Engine:
         if result.repeated:
             await self.store.update_task(case.id, task.matter, {"native_status": outcome.native_status,
                                                                 "data": data, "links": links})
-        if result.moved:
-            if target in _WAITING_ON_DEPARTMENT and adapter.supports_polling:
-                await self._schedule_poll(case.id, task)
-            if target in TERMINAL:
-                await self.after_terminal(case.id)
+        still_waiting = target in _WAITING_ON_DEPARTMENT and adapter.supports_polling
+        if still_waiting and (result.moved or (from_poll and result.repeated)):
+            await self._schedule_poll(case.id, task)
+        if result.moved and target in TERMINAL:
+            await self.after_terminal(case.id)
         return result
 
     async def _move(self, case: CaseRecord, task: TaskRecord, target: TaskStatus, fields: dict[str, Any],
@@ -225,6 +231,13 @@ class Engine:
             return  # callbacks still arrive; ops see the task on the overdue list
         delay = min(self.settings.poll_initial_s * 2 ** min(polls - 1, 16), self.settings.poll_cap_s)
         await self.queue.enqueue(case_id, task.matter, "poll", delay_s=delay)
+
+    async def give_up(self, message: TaskMessage, exc: Exception) -> None:
+        """A step that keeps crashing: its task is dead-lettered so ops see it, instead of looping for ever."""
+        case = await self.store.get_case(message.case_id)
+        task = await self.store.get_task(message.case_id, message.matter) if message.matter else None
+        if case is not None and task is not None and task.status not in TERMINAL:
+            await self._dead_letter(case, task, exc)
 
     async def _dead_letter(self, case: CaseRecord, task: TaskRecord, exc: Exception) -> None:
         result = await self._move(case, task, TaskStatus.FAILED, {"last_error": str(exc)[:500]},

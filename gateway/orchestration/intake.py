@@ -7,7 +7,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from gateway.api.errors import ApiError, ErrorItem
@@ -23,12 +23,18 @@ from gateway.security.callers import Caller
 from gateway.store import keys
 from gateway.store.cases import CaseRecord, NewTask, TaskRecord, now_iso
 
-CHINA_OFFSET_S = 8 * 3600
+BEIJING = timezone(timedelta(hours=8))
 
 
 def china_today() -> date:
-    """Deadlines count Chinese working days, so 'today' is the date in Beijing, not on the server's clock."""
-    return datetime.utcfromtimestamp(time.time() + CHINA_OFFSET_S).date()
+    """Deadlines count Chinese working days, so 'today' is the date in Beijing, whatever the server's zone."""
+    return datetime.now(BEIJING).date()
+
+
+def deadline_score(deadline: date | str) -> float:
+    """Open cases are scored by the end of their deadline day in Beijing: a past score is an overdue case."""
+    day = date.fromisoformat(deadline) if isinstance(deadline, str) else deadline
+    return datetime(day.year, day.month, day.day, tzinfo=BEIJING).timestamp() + 86400
 
 
 def request_hash(body: Any) -> str:
@@ -134,8 +140,7 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
             "certificates": [], "documents": {},
         },
         tasks=tasks,
-        # Scored at the end of the deadline day (Beijing time) for the overdue list.
-        deadline_ts=datetime(deadline.year, deadline.month, deadline.day).timestamp() + 86400 - CHINA_OFFSET_S,
+        deadline_ts=deadline_score(deadline),
         ttl_s=services.settings.idempotency_ttl_s,
         first_messages=first,
     )

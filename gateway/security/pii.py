@@ -18,20 +18,21 @@ CipherName = Literal["aes-gcm", "sm4-gcm"]
 
 class PiiCipher:
     def __init__(self, key: bytes, name: CipherName = "aes-gcm") -> None:
-        expected = 16 if name == "sm4-gcm" else 32
-        if len(key) < expected:
-            raise ValueError(f"{name} needs a key of {expected} bytes, got {len(key)}")
-        self.key = key[:expected]
+        if len(key) < 32:
+            raise ValueError(f"the PII key must have 32 bytes (AES-256 uses all, SM4 the first 16), got {len(key)}")
+        # Each value names its cipher, and each cipher takes its own slice of the one key: switching the setting
+        # encrypts new values with the other cipher while every stored value stays readable.
+        self.key = key
         self.name = name
 
     def encrypt(self, plaintext: bytes, associated: bytes = b"") -> str:
         nonce = os.urandom(12)
         if self.name == "sm4-gcm":
-            encryptor = Cipher(algorithms.SM4(self.key), modes.GCM(nonce)).encryptor()
+            encryptor = Cipher(algorithms.SM4(self.key[:16]), modes.GCM(nonce)).encryptor()
             encryptor.authenticate_additional_data(associated)
             sealed = encryptor.update(plaintext) + encryptor.finalize() + encryptor.tag
         else:
-            sealed = AESGCM(self.key).encrypt(nonce, plaintext, associated)
+            sealed = AESGCM(self.key[:32]).encrypt(nonce, plaintext, associated)
         return f"{self.name}:{base64.b64encode(nonce + sealed).decode()}"
 
     def decrypt(self, token: str, associated: bytes = b"") -> bytes:
@@ -42,7 +43,7 @@ class PiiCipher:
             decryptor = Cipher(algorithms.SM4(self.key[:16]), modes.GCM(nonce, sealed[-16:])).decryptor()
             decryptor.authenticate_additional_data(associated)
             return decryptor.update(sealed[:-16]) + decryptor.finalize()
-        return AESGCM(self.key).decrypt(nonce, sealed, associated)
+        return AESGCM(self.key[:32]).decrypt(nonce, sealed, associated)
 
     def seal_json(self, value: Any, associated: str) -> str:
         return self.encrypt(json.dumps(value, ensure_ascii=False).encode(), associated.encode())

@@ -7,6 +7,7 @@ TASK_STREAM = f"{PREFIX}:tasks"
 TASK_GROUP = "workers"
 OUTBOX_STREAM = f"{PREFIX}:outbox"
 OUTBOX_GROUP = "dispatchers"
+OUTBOX_DEAD = f"{PREFIX}:outbox:dead"  # list: events no receiver accepted within the attempt bound
 DELAYED = f"{PREFIX}:delayed"  # sorted set: stream message JSON scored by the time it becomes due
 DLQ = f"{PREFIX}:dlq"  # sorted set: "case_id|matter" scored by the time it failed
 OPEN_CASES = f"{PREFIX}:cases:open"  # sorted set: case id scored by its deadline (unix seconds)
@@ -18,10 +19,6 @@ def case(case_id: str) -> str:
 
 def task(case_id: str, matter: str) -> str:
     return f"{PREFIX}:{{{case_id}}}:task:{matter}"
-
-
-def events(case_id: str) -> str:
-    return f"{PREFIX}:{{{case_id}}}:events"
 
 
 def caller_cases(app_id: str) -> str:

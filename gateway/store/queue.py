@@ -96,6 +96,12 @@ class TaskQueue:
             pipe.xdel(keys.TASK_STREAM, message_id)
             await pipe.execute()
 
+    async def count_failure(self, message_id: str) -> int:
+        key = f"{keys.PREFIX}:step-failures:{message_id}"
+        failures = int(await self.redis.incr(key))
+        await self.redis.expire(key, 24 * 3600)
+        return failures
+
     async def pending_count(self) -> int:
         info = await self.redis.xpending(keys.TASK_STREAM, keys.TASK_GROUP)
         return int(info["pending"]) if info else 0

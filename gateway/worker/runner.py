@@ -8,10 +8,12 @@ import time
 import structlog
 
 from gateway.bootstrap import Services
-from gateway.observability.metrics import QUEUE_PENDING
+from gateway.observability.metrics import OVERDUE_CASES, QUEUE_PENDING
+from gateway.store import keys
 from gateway.store.queue import TaskMessage
 
 log = structlog.get_logger("gateway.worker")
+MAX_STEP_FAILURES = 5  # a step that crashes this often is a bug or bad data, not a passing fault
 
 
 class Worker:
@@ -35,6 +37,8 @@ class Worker:
                     idle_ms = int(self.services.settings.redeliver_after_s * 1000)
                     messages += [m for m in await queue.reclaim(idle_ms) if m.message_id not in self.running]
                     QUEUE_PENDING.set(await queue.pending_count())
+                    # Open cases are scored by the end of their deadline day: a past score is an overdue case.
+                    OVERDUE_CASES.set(await self.services.redis.zcount(keys.OPEN_CASES, "-inf", time.time()))
                 free = self.concurrency - len(self.inflight) - len(messages)
                 if free > 0:
                     messages += await queue.read(count=free, block_ms=200)
@@ -65,9 +69,18 @@ class Worker:
         try:
             await self.services.engine.process(message)
             await self.services.queue.ack(message.message_id)
-        except Exception:
-            # Not acknowledged: another worker (or this one) reclaims it after `redeliver_after_s`.
-            log.exception("step failed, left for redelivery", case_id=message.case_id, matter=message.matter,
-                          kind=message.kind)
+        except Exception as exc:
+            # Not acknowledged: another worker (or this one) reclaims it after `redeliver_after_s`, a bounded
+            # number of times; then it is a poison message and its task goes to the dead-letter set.
+            try:
+                failures = await self.services.queue.count_failure(message.message_id)
+            except Exception:  # Redis itself is away: the message simply stays pending
+                log.error("step failed and Redis is unreachable", case_id=message.case_id, matter=message.matter)
+                return
+            log.error("step failed", case_id=message.case_id, matter=message.matter, kind=message.kind,
+                      failures=failures, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+            if failures >= MAX_STEP_FAILURES:
+                await self.services.engine.give_up(message, exc)
+                await self.services.queue.ack(message.message_id)
         finally:
             self.running.discard(message.message_id)

@@ -1,0 +1,256 @@
+"""Orchestration under load and faults: parallel plan, prerequisites, retries without duplicates, breakers,
+callbacks, outbox redelivery, dead letters, overdue cases. Real Redis, real mocks over loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.sdk import hmac_hex
+from tests.support.harness import RunningGateway, applicant, start_gateway
+
+MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
+                   "scheme": "combined_accounts"}
+JIUJIANG_SECTIONS = {
+    "employee_pension_enrolment": {"insured_place": "360400", "contribution_tier": 60, "insured_elsewhere": False},
+    "employee_medical_enrolment": {"insured_place": "360400", "contribution_tier": "combined_accounts",
+                                   "insured_elsewhere": False},
+    "housing_fund_account": {"collection_point": "360400", "monthly_amount": 500, "has_employment_contract": False,
+                             "insured_elsewhere": False, "deposit_commitment": True},
+}
+
+
+def medical_case(sequence: int = 123, channel: str = "online") -> dict[str, Any]:
+    return {"profile": "guangxi", "channel": channel, "applicant": applicant(sequence=sequence),
+            "matters": ["employee_medical_enrolment"], "sections": {"employee_medical_enrolment": MEDICAL_SECTION},
+            "delivery": channel}
+
+
+def catalogue_sections(gw: RunningGateway, profile: str) -> dict[str, Any]:
+    """Sections filled from the catalogue's schemas by the platform's own filler, so the test follows the profile."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "shared" / "contract"))
+    from platform_client import valid_instance
+
+    catalogue = {m["code"]: m for m in gw.client.profile(profile).json()["matters"]}
+    return {code: valid_instance(m["section_schema"], code) for code, m in catalogue.items()}
+
+
+def jiujiang_sections(gw: RunningGateway) -> dict[str, Any]:
+    return catalogue_sections(gw, "jiujiang")
+
+
+def case_events(gw: RunningGateway, case_id: str, until: Any) -> list[dict[str, Any]]:
+    events = gw.wait_events(lambda es: until([e for e in es if e["case_id"] == case_id]), timeout=30)
+    return sorted((e for e in events if e["case_id"] == case_id), key=lambda e: e["seq"])
+
+
+def metric(gw: RunningGateway, series: str) -> float:
+    for line in httpx.get(gw.base_url + "/metrics").text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+@pytest.fixture
+def gw(redis_url, tmp_path):
+    gateway = start_gateway(tmp_path, redis_url, applicant_delay="0.2")
+    yield gateway
+    gateway.stop()
+
+
+def test_independent_matters_run_in_parallel_and_the_declaration_waits_for_enrolment(gw):
+    for department in ("hrss", "medical", "housing_fund", "tax"):
+        gw.faults(department, latency_ms=400)
+    matters = ["employment_registration", "employee_pension_enrolment", "employee_medical_enrolment",
+               "housing_fund_account", "contribution_declaration"]
+    sections = jiujiang_sections(gw)
+    person = applicant(division="360402", birth="19880202", sequence=131)
+    body = {"profile": "jiujiang", "channel": "online", "applicant": person, "matters": matters,
+            "sections": {m: sections[m] for m in matters if sections.get(m)}, "delivery": "online"}
+    case_id = gw.submit(body).json()["id"]
+    gw.wait_terminal(case_id, timeout=60)
+    events = case_events(gw, case_id, lambda es: sum(e.get("status") == "completed" for e in es) >= 5)
+    seq = {(e.get("matter"), e.get("status")): e["seq"] for e in events if e["type"] == "task.status_changed"}
+    first_wave = matters[:4]
+    # Every first-wave matter was sent before any of them was answered: they were in flight together.
+    last_sent = max(seq[(m, "submitted")] for m in first_wave)
+    first_answer = min(seq[(m, s)] for m in first_wave for s in ("completed", "awaiting_payment", "in_review")
+                       if (m, s) in seq)
+    assert last_sent < first_answer
+    # The fee declaration was queued only after both enrolments it depends on had completed.
+    assert seq[("contribution_declaration", "queued")] > seq[("employee_pension_enrolment", "completed")]
+    assert seq[("contribution_declaration", "queued")] > seq[("employee_medical_enrolment", "completed")]
+
+
+def test_a_rejected_prerequisite_skips_the_declaration_with_a_reason(gw):
+    already_enrolled = applicant(division="360402", birth="19880202", sequence=137)
+    sections = jiujiang_sections(gw)
+    matters = ["employee_pension_enrolment", "contribution_declaration"]
+    body = {"profile": "jiujiang", "channel": "online", "applicant": already_enrolled, "matters": matters,
+            "sections": {m: sections[m] for m in matters if sections.get(m)}, "delivery": "online"}
+    case = gw.wait_terminal(gw.submit(body).json()["id"])
+    tasks = {t["matter"]: t for t in case["tasks"]}
+    assert tasks["employee_pension_enrolment"]["status"] == "rejected"
+    assert tasks["contribution_declaration"]["status"] == "skipped"
+    assert "employee_pension_enrolment" in tasks["contribution_declaration"]["reason"]
+    assert gw.stats("tax")["received"] == 0
+    assert case["status"] == "rejected"
+
+
+@pytest.mark.parametrize("fault", [{"error_rate": 0.5}, {"timeout_rate": 0.4}, {"malformed_rate": 0.5}],
+                         ids=["5xx", "timeout", "malformed"])
+def test_technical_faults_are_retried_and_nobody_is_registered_twice(redis_url, tmp_path, fault):
+    gw = start_gateway(tmp_path, redis_url, breaker_failures=1000, retry_attempts=12, retry_max_s=20)
+    try:
+        gw.faults("medical", **fault)
+        case_ids = [gw.submit(medical_case(sequence=100 + 10 * i + 3)).json()["id"] for i in range(8)]
+        finals = [gw.wait_terminal(case_id, timeout=60) for case_id in case_ids]
+        assert [c["tasks"][0]["status"] for c in finals] == ["completed"] * 8
+        stats = gw.stats("medical")
+        assert stats["registrations"] == 8, stats
+        assert metric(gw, 'gateway_department_retries_total{adapter="medical"}') > 0  # faults happened, retried
+    finally:
+        gw.stop()
+
+
+def test_the_breaker_opens_on_an_outage_tasks_wait_and_resume_after_it(gw):
+    gw.faults("medical", outage=True)
+    case_id = gw.submit(medical_case()).json()["id"]
+    metrics_url = gw.base_url + "/metrics"
+    deadline = time.monotonic() + 20
+    while 'gateway_breaker_open{adapter="medical"} 1.0' not in httpx.get(metrics_url).text:
+        assert time.monotonic() < deadline, "breaker did not open"
+        time.sleep(0.1)
+    received_while_open = gw.stats("medical")["received"]
+    time.sleep(1.0)
+    assert gw.case(case_id)["tasks"][0]["status"] == "submitted"  # waiting, not burned as a failure
+    assert gw.stats("medical")["received"] == received_while_open  # no calls while open
+    gw.faults("medical", outage=False)
+    case = gw.wait_terminal(case_id, timeout=30)
+    assert case["tasks"][0]["status"] == "completed"
+    assert gw.stats("medical")["registrations"] == 1
+    assert 'gateway_breaker_deferred_total{adapter="medical"}' in httpx.get(metrics_url).text
+
+
+def signed_callback(secret: str, payload: dict[str, Any], prefix: str) -> tuple[bytes, dict[str, str]]:
+    body = json.dumps(payload).encode()
+    timestamp = str(int(time.time()))
+    return body, {"Content-Type": "application/json", f"X-{prefix}-Timestamp": timestamp,
+                  f"X-{prefix}-Signature": hmac_hex(secret, timestamp.encode() + b"\n" + body)}
+
+
+def test_forged_callbacks_change_nothing_and_duplicates_are_harmless(gw):
+    archive_body = {"profile": "guangxi", "channel": "online", "applicant": applicant(sequence=133),
+                 "matters": ["archive_transfer"], "delivery": "online",
+                 "sections": {"archive_transfer": catalogue_sections(gw, "guangxi")["archive_transfer"]}}
+    response = gw.submit(archive_body)
+    if response.status_code != 202:
+        pytest.fail(response.text)
+    case_id = response.json()["id"]
+    task = gw.wait(case_id, lambda c: c["tasks"][0]["status"] == "in_review")["tasks"][0]
+    request_id = gw.redis().hget(f"gw:{{{case_id}}}:task:archive_transfer", "request_id")
+    payload = {"requestId": request_id, "rc": "0", "errcode": None, "message": "办结", "zt": "09",
+               "ywlsh": task["reference"]}
+    url = gw.base_url + "/v1/callbacks/hrss"
+    body, headers = signed_callback("not-the-department-key", payload, "Hrss")
+    assert httpx.post(url, content=body, headers=headers).status_code == 401
+    assert httpx.post(url, content=body, headers={"Content-Type": "application/json"}).status_code == 401
+    assert gw.case(case_id)["tasks"][0]["status"] == "in_review"
+    case = gw.wait_terminal(case_id)  # the department's own genuine callback (or our poll) completes it
+    assert case["tasks"][0]["status"] == "completed"
+    body, headers = signed_callback("dev-callback-secret", payload, "Hrss")
+    repeat = httpx.post(url, content=body, headers=headers)
+    assert repeat.status_code == 200 and repeat.json()["result"] == "duplicate"
+    late = dict(payload, zt="01", message="已受理，审核中")
+    body, headers = signed_callback("dev-callback-secret", late, "Hrss")
+    assert httpx.post(url, content=body, headers=headers).json()["result"] == "stale"
+    assert gw.case(case_id)["tasks"][0]["status"] == "completed"
+
+
+def test_the_outbox_redelivers_after_the_webhook_was_down_each_event_once(gw):
+    gw.webhook.failing = True
+    case_id = gw.submit(medical_case()).json()["id"]
+    gw.wait_terminal(case_id)
+    time.sleep(1.0)
+    assert not [e for e in gw.webhook.events if e["case_id"] == case_id]
+    gw.webhook.failing = False
+    events = case_events(gw, case_id, lambda es: any(e.get("status") == "completed" for e in es))
+    time.sleep(3.5)  # a further redelivery round must not send anything twice
+    mine = [e for e in gw.webhook.events if e["case_id"] == case_id]
+    assert len(mine) == len({e["event_id"] for e in mine}) == len(events)
+    assert [e["type"] for e in events][0] == "case.accepted"
+    headers = gw.webhook.headers[-1]
+    assert headers["x-gateway-signature"] and headers["x-gateway-event-id"]
+
+
+def test_an_unknown_native_code_is_explicit_counted_and_alerting(redis_url, tmp_path):
+    gw = start_gateway(tmp_path, redis_url)  # nobody pays: the declaration waits for the applicant
+    try:
+        sections = jiujiang_sections(gw)
+        person = applicant(division="360402", birth="19880202", sequence=141)
+        matters = ["employee_medical_enrolment", "contribution_declaration"]
+        body = {"profile": "jiujiang", "channel": "online", "applicant": person, "matters": matters,
+                "sections": {m: sections[m] for m in matters if sections.get(m)}, "delivery": "online"}
+        series = 'gateway_unknown_native_status_total{adapter="tax",native_status="refund_pending"}'
+        before = metric(gw, series)  # counters live as long as the process, across tests
+        case_id = gw.submit(body).json()["id"]
+        gw.wait(case_id, lambda c: c["tasks"][1]["status"] == "awaiting_payment")
+        request_id = gw.redis().hget(f"gw:{{{case_id}}}:task:contribution_declaration", "request_id")
+        # The tax system calls back with a state nobody put in its status table.
+        payload = {"head": {"tranId": "SBF.TZ.JKJG", "tranSeq": request_id, "rtnCode": "0000", "rtnMsg": "成功"},
+                   "body": {"ywlsh": request_id, "sbzt": "refund_pending"}}
+        raw, headers = signed_callback("dev-callback-secret", payload, "Gt3")
+        answer = httpx.post(gw.base_url + "/v1/callbacks/tax", content=raw, headers=headers)
+        assert answer.json()["result"] == "applied"
+        case = gw.case(case_id)
+        assert case["tasks"][1]["status"] == "unknown_native_status" and case["status"] == "attention_needed"
+        assert case["tasks"][1]["native_status"] == "refund_pending"
+        assert metric(gw, series) == before + 1
+    finally:
+        gw.stop()
+
+
+def test_overdue_cases_are_listed(gw):
+    case_id = gw.submit(medical_case()).json()["id"]
+    gw.wait_terminal(case_id)
+    open_case = gw.submit(medical_case(sequence=153)).json()["id"]
+    gw.faults("medical", outage=True)
+    late = gw.submit(medical_case(sequence=163)).json()["id"]
+    # The promised deadline is 8 working days away: move this case's deadline into the past, as time would.
+    gw.redis().zadd("gw:cases:open", {late: time.time() - 60})
+    listed = gw.client.overdue_cases().json()
+    assert [c["id"] for c in listed["cases"]] == [late] and listed["count"] == 1
+    assert open_case not in [c["id"] for c in listed["cases"]]
+
+
+def test_exhausted_retries_dead_letter_and_the_cli_replays_them(redis_url, tmp_path):
+    gw = start_gateway(tmp_path, redis_url, breaker_failures=1000, retry_attempts=3, retry_max_s=3)
+    try:
+        gw.faults("medical", error_rate=1.0)
+        case_id = gw.submit(medical_case()).json()["id"]
+        case = gw.wait_terminal(case_id)
+        assert case["tasks"][0]["status"] == "failed" and case["status"] == "attention_needed"
+        env = dict(os.environ, GATEWAY_REDIS_URL=redis_url, GATEWAY_VAR_DIR=str(tmp_path / "var"),
+                   GATEWAY_ADAPTERS__MEDICAL__BASE_URL=gw.mock("medical"))
+        gateway_cmd = str(Path(sys.executable).parent / "gateway")
+        listing = subprocess.run([gateway_cmd, "dlq", "list"], env=env, capture_output=True, text=True, timeout=60)
+        assert listing.returncode == 0, listing.stderr
+        assert case_id in listing.stdout and "1 dead-lettered task(s)" in listing.stdout
+        gw.faults("medical", error_rate=0.0)
+        replay = subprocess.run([gateway_cmd, "dlq", "replay", "--adapter", "medical"], env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert replay.returncode == 0 and "replayed 1 task(s)" in replay.stdout, replay.stdout + replay.stderr
+        assert gw.wait_terminal(case_id)["tasks"][0]["status"] == "completed"
+        assert gw.stats("medical")["registrations"] == 1
+        after = subprocess.run([gateway_cmd, "dlq", "list"], env=env, capture_output=True, text=True, timeout=60)
+        assert "0 dead-lettered task(s)" in after.stdout
+    finally:
+        gw.stop()
