@@ -208,6 +208,20 @@ def adapters_list(check_health: bool = typer.Option(True, "--health/--no-health"
                    f"{', '.join(item.cls.operations)}")
 
 
+@adapters_app.command("new")
+def adapters_new(name: str, target: Path = typer.Option(Path("."), help="folder to create the package in")) -> None:
+    """Scaffold a department adapter package: adapter, status table, mock, conformance test, entry point."""
+    from gateway.cli.scaffold import ScaffoldError, scaffold_adapter
+
+    try:
+        created = scaffold_adapter(name, target)
+    except ScaffoldError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"created {created}; next: pip install -e {created} && gateway adapters list "
+               "(see docs/integrators.md)")
+
+
 def _ops_services() -> Any:
     from gateway.bootstrap import build_services
 

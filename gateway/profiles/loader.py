@@ -81,8 +81,11 @@ def consistency_problems(profile: Profile, known_operations: Mapping[str, set[st
 def _matter_problems(
     profile: Profile, matter: MatterSpec, known_operations: Mapping[str, set[str]] | None
 ) -> Iterator[str]:
-    if matter.department not in DEPARTMENTS:
-        yield f"unknown department '{matter.department}' (known: {', '.join(DEPARTMENTS)})"
+    # A new department arrives with its installed adapter: the built-in list is not the limit.
+    new_department_with_adapter = known_operations is not None and matter.adapter in known_operations
+    if matter.department not in DEPARTMENTS and not new_department_with_adapter:
+        yield (f"unknown department '{matter.department}' (known: {', '.join(DEPARTMENTS)}; a new department needs "
+               "its adapter installed)")
     if known_operations is not None:
         if matter.adapter not in known_operations:
             yield f"unknown adapter '{matter.adapter}' (installed: {', '.join(sorted(known_operations)) or 'none'})"

@@ -146,7 +146,7 @@ class MatterSpec(_Frozen):
     code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     name_zh: str
     name_en: str
-    department: str  # checked against Department by the loader, with a precise message
+    department: str  # a built-in Department or that of an installed adapter: checked by the loader
     adapter: str
     operation: str
     prerequisite: Prerequisite | None = None

@@ -348,3 +348,13 @@ def test_a_broken_profile_never_starts_the_gateway(tmp_path):
     with pytest.raises(ProfileError) as caught:
         ProfileRegistry.load_dir(tmp_path)
     assert any("name_zh" in p and "Field required" in p for p in caught.value.problems)
+
+
+def test_a_new_department_is_accepted_once_its_adapter_is_installed(tmp_path):
+    def change(doc):
+        doc["matters"][0].update(department="water_board", adapter="water_board", operation="water_application")
+
+    path = _variant(tmp_path, change)
+    assert any("unknown adapter 'water_board'" in p for p in check_profile_file(path, known_operations=OPERATIONS))
+    installed = {**OPERATIONS, "water_board": {"water_application"}}
+    assert check_profile_file(path, known_operations=installed) == []
