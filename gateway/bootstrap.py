@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jwt
 import structlog
+import yaml
 
 from gateway.departments.registry import AdapterManager
 from gateway.domain.working_days import WorkingDayCalendar
@@ -71,11 +73,18 @@ async def build_services(settings: Settings, redis_url: str, *, consumer: str, a
     if api:
         if settings.callers_file is None:
             raise ConfigurationError("GATEWAY_CALLERS_FILE is not set: no caller could be authenticated")
-        authenticator = CallerAuthenticator(load_callers(settings.callers_file), redis, settings.signature_window_s)
+        try:
+            callers = load_callers(settings.callers_file)
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            raise ConfigurationError(f"GATEWAY_CALLERS_FILE {settings.callers_file}: {exc}") from exc
+        authenticator = CallerAuthenticator(callers, redis, settings.signature_window_s)
         if settings.identity_jwks_file is None or not settings.identity_issuer:
             raise ConfigurationError("GATEWAY_IDENTITY_JWKS_FILE and GATEWAY_IDENTITY_ISSUER must be set: "
                                      "applicant assertions could not be verified")
-        identity = IdentityVerifier(settings.identity_jwks_file, settings.identity_issuer)
+        try:
+            identity = IdentityVerifier(settings.identity_jwks_file, settings.identity_issuer)
+        except (OSError, ValueError, jwt.PyJWTError) as exc:
+            raise ConfigurationError(f"GATEWAY_IDENTITY_JWKS_FILE {settings.identity_jwks_file}: {exc}") from exc
     link_secret = settings.link_secret.encode() if settings.link_secret else stored_secret(
         settings.var_dir, "link.key", 32)
     links = LinkSigner(link_secret, settings.base_url, settings.link_ttl_s)

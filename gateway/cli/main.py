@@ -42,6 +42,18 @@ def _on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+def _run(coroutine: Any) -> Any:
+    """Run, turning a refused configuration (profile, callers, JWKS) into its message and exit code 2."""
+    from gateway.bootstrap import ConfigurationError
+    from gateway.profiles.loader import ProfileError
+
+    try:
+        return asyncio.run(coroutine)
+    except (ConfigurationError, ProfileError) as exc:
+        typer.echo(f"gateway refuses to start: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
 def _redis_url(settings: Settings) -> tuple[str, Any]:
     from gateway.store.connection import resolve_redis_url
 
@@ -59,7 +71,7 @@ def api(port: int = typer.Option(None, help="API port (GATEWAY_API_PORT)"),
         raise typer.Exit(2)
     url, embedded = _redis_url(settings)
     try:
-        asyncio.run(run_gateway(settings, url, api=True, worker=False, consumer=f"api-{os.getpid()}"))
+        _run(run_gateway(settings, url, api=True, worker=False, consumer=f"api-{os.getpid()}"))
     finally:
         if embedded:
             embedded.stop()
@@ -73,8 +85,7 @@ def worker(metrics_port: int = typer.Option(0, help="serve this process's /metri
     url, embedded = _redis_url(settings)
     consumer = name or f"{os.uname().nodename}-{os.getpid()}"
     try:
-        asyncio.run(run_gateway(settings, url, api=False, worker=True, consumer=consumer,
-                                metrics_port=metrics_port or None))
+        _run(run_gateway(settings, url, api=False, worker=True, consumer=consumer, metrics_port=metrics_port or None))
     finally:
         if embedded:
             embedded.stop()
@@ -136,7 +147,7 @@ def up(port: int = typer.Option(8080, help="API port")) -> None:
         os.environ.update(env)
         settings = _settings(api_port=port)
         typer.echo(f"gateway up: API http://127.0.0.1:{port}  Redis {url}  (Ctrl-C stops everything)")
-        asyncio.run(run_gateway(settings, url, api=True, worker=True, consumer=f"up-{os.getpid()}"))
+        _run(run_gateway(settings, url, api=True, worker=True, consumer=f"up-{os.getpid()}"))
     finally:
         for child in children:
             if child.poll() is None:
