@@ -107,3 +107,28 @@ def test_jiujiang_case_completes_after_payments_and_gets_the_certificate(redis_u
             assert gw.stats(department)["registrations"] >= 1, department
     finally:
         gw.stop()
+
+
+def test_a_person_pays_through_the_signed_link_and_the_callback_completes_the_declaration(redis_url, tmp_path):
+    gw = start_gateway(tmp_path, redis_url)  # no simulated applicant: this test is the person with the phone
+    try:
+        person = applicant(division="360402", birth="19880202", sequence=151)
+        matters = ["employee_medical_enrolment", "contribution_declaration"]
+        case_id = gw.submit(application(gw, "jiujiang", matters, person)).json()["id"]
+        case = gw.wait(case_id, lambda c: by_matter(c)["contribution_declaration"]["status"] == "awaiting_payment")
+        link = by_matter(case)["contribution_declaration"]["links"]["payment"]
+        sms = httpx.get(gw.mock("sms") + "/_mock/messages", params={"phone": person["phone"]}).json()["messages"]
+        assert any(link in m["text"] for m in sms)  # the applicant got exactly this link by SMS
+        payload, mac = link.rsplit("/", 1)[1].split(".")
+        forged = f"{gw.base_url}/h5/{payload}.{'0' * len(mac)}"
+        assert httpx.get(forged).status_code == 403
+        opened = httpx.get(link)
+        assert opened.status_code == 302 and opened.headers["location"].startswith(gw.mock("tax") + "/h5/pay/")
+        page = httpx.get(opened.headers["location"])
+        assert page.status_code == 200 and "缴费" in page.text
+        assert httpx.post(opened.headers["location"] + "/confirm").status_code == 200
+        done = gw.wait_terminal(case_id)
+        declaration = by_matter(done)["contribution_declaration"]
+        assert declaration["status"] == "completed" and declaration["native_status"] == "paid"
+    finally:
+        gw.stop()
