@@ -14,7 +14,8 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
 from typing import Any
 
 from bench import MACHINE_REDIS, embedded_redis, flush, redis_reachable, redis_version, summary, write_results
@@ -51,7 +52,7 @@ async def create_one(store: CaseStore, case_id: str, key: str) -> bool:
     return result.created
 
 
-async def run(ops: list[Callable[[], Awaitable[Any]]], concurrency: int) -> tuple[float, list[float]]:
+async def run(ops: Sequence[Callable[[], Awaitable[Any]]], concurrency: int) -> tuple[float, list[float]]:
     """Run every op with at most `concurrency` in flight; return wall time and each op's latency in seconds."""
     queue = iter(ops)
     samples: list[float] = []
@@ -69,20 +70,21 @@ async def run(ops: list[Callable[[], Awaitable[Any]]], concurrency: int) -> tupl
 
 async def script_usec(redis: Any) -> tuple[int, int]:
     """Calls and server-side microseconds of EVALSHA so far: Redis's own share of each operation's time."""
-    stats = await redis.info("commandstats")
+    stats: dict[str, Any] = await redis.info("commandstats")
     row = stats.get("cmdstat_evalsha", {})
     return int(row.get("calls", 0)), int(row.get("usec", 0))
 
 
-async def measured(redis: Any, name: str, ops: list[Callable[[], Awaitable[Any]]], concurrency: int) -> dict[str, Any]:
+async def measured(redis: Any, name: str, ops: Sequence[Callable[[], Awaitable[Any]]],
+                   concurrency: int) -> dict[str, Any]:
     calls0, usec0 = await script_usec(redis)
     elapsed, samples = await run(ops, concurrency)
     calls1, usec1 = await script_usec(redis)
     # On a shared Redis other clients' scripts are counted too: the embedded one is the clean figure.
     server_us = round((usec1 - usec0) / max(1, calls1 - calls0), 1)
-    result = {"ops": len(ops), "ops_per_s": round(len(ops) / elapsed, 1), "latency_ms": summary(samples, 1e3, 3),
+    lat = summary(samples, 1e3, 3)
+    result = {"ops": len(ops), "ops_per_s": round(len(ops) / elapsed, 1), "latency_ms": lat,
               "redis_us_per_script": server_us}
-    lat = result["latency_ms"]
     print(f"  {name:<30}{result['ops_per_s']:>9.0f}{lat['p50']:>9.3f}{lat['p99']:>9.3f}{lat['max']:>9.3f}"
           f"{server_us:>11.1f}")
     return result
@@ -99,20 +101,17 @@ async def bench_url(url: str, count: int, concurrencies: list[int]) -> dict[str,
             ids = [uuid.uuid4().hex for _ in range(count)]
             keys = [f"k-{case_id}" for case_id in ids]
             figures: dict[str, Any] = {}
-            creates = [lambda c=c, k=k: create_one(store, c, k) for c, k in zip(ids, keys, strict=True)]
+            creates = [partial(create_one, store, c, k) for c, k in zip(ids, keys, strict=True)]
             figures["create"] = await measured(redis, "create (new case)", creates, concurrency)
             # The same idempotency key again: the script answers 'exists' after one GET (PII is still sealed
             # first, in Python; intake checks the key before it gets this far).
-            replays = [lambda k=k: create_one(store, uuid.uuid4().hex, k) for k in keys]
+            replays = [partial(create_one, store, uuid.uuid4().hex, k) for k in keys]
             figures["create_replay"] = await measured(redis, "create (idempotent replay)", replays, concurrency)
-            transitions: list[Callable[[], Awaitable[Any]]] = [
-                lambda c=c, t=t: store.transition(c, "employee_medical_enrolment", t, {"native_status": "1"})
-                for t in TRANSITIONS for c in ids
-            ]
+            transitions = [partial(store.transition, c, "employee_medical_enrolment", t, {"native_status": "1"})
+                           for t in TRANSITIONS for c in ids]
             figures["transition"] = await measured(redis, "transition (allowed)", transitions, concurrency)
             # completed -> submitted is refused by the script: the cost of the state machine's check alone.
-            refused = [lambda c=c: store.transition(c, "employee_medical_enrolment", TaskStatus.SUBMITTED)
-                       for c in ids]
+            refused = [partial(store.transition, c, "employee_medical_enrolment", TaskStatus.SUBMITTED) for c in ids]
             figures["transition_refused"] = await measured(redis, "transition (refused)", refused, concurrency)
             results[f"concurrency_{concurrency}"] = figures
     finally:
@@ -152,7 +151,8 @@ def main() -> None:
                 figures = asyncio.run(bench_url(url, args.count, args.concurrency))
             finally:
                 flush(url)
-        results[label if label != "given" else url] = {"url": url or "embedded", "redis_version": version, **figures}
+        name = url if label == "given" and url else label
+        results[name] = {"url": url or "embedded", "redis_version": version, **figures}
     write_results("store", {"count": args.count, "concurrency": args.concurrency, "results": results})
 
 
