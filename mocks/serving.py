@@ -37,8 +37,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _config(app: FastAPI, port: int) -> uvicorn.Config:
-    return uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+def _config(app: FastAPI, port: int, host: str = "127.0.0.1") -> uvicorn.Config:
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
                           timeout_graceful_shutdown=2)
 
 
@@ -50,9 +50,9 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def serve_mocks(ports: dict[str, int], stop: asyncio.Event) -> None:
-    """Serve every named mock on its loopback port in this event loop until `stop` is set."""
-    servers = [_Server(_config(create_mock(name), port)) for name, port in ports.items()]
+async def serve_mocks(ports: dict[str, int], stop: asyncio.Event, host: str = "127.0.0.1") -> None:
+    """Serve every named mock on its port in this event loop until `stop` is set."""
+    servers = [_Server(_config(create_mock(name), port, host)) for name, port in ports.items()]
     jobs = [asyncio.create_task(server.serve()) for server in servers]
     await stop.wait()
     for server in servers:
