@@ -126,8 +126,16 @@ class WorkingDayCalendar:
         self._fallback_years: set[int] = set()
         self._unknown_to_package: set[int] = set()
         self._lock = threading.Lock()
+        # chinese_calendar costs ~30 µs a date and every submission walks up to 85 working days: answer each once.
+        self._answers: dict[datetime.date, bool] = {}
 
     def is_working_day(self, day: datetime.date) -> bool:
+        answer = self._answers.get(day)
+        if answer is None:
+            answer = self._answers[day] = self._is_working_day(day)
+        return answer
+
+    def _is_working_day(self, day: datetime.date) -> bool:
         if day.year not in self._unknown_to_package:
             try:
                 return bool(chinese_calendar.is_workday(day))

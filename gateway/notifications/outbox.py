@@ -73,26 +73,42 @@ class OutboxDispatcher:
                                                    count=50, block=200)
                     for _stream, items in reply or []:
                         entries += [(mid, fields) for mid, fields in items if fields]
-                    for message_id, fields in entries:
-                        await self.handle(message_id, fields)
+                    await self.handle_all(entries)
                 except Exception as exc:  # delivery must outlive any error; unacknowledged events come back
                     log.warning("outbox loop error", error=str(exc)[:200])
                     await asyncio.sleep(1)
         finally:
             await self.http.aclose()
 
-    async def handle(self, message_id: str, fields: dict[str, str]) -> None:
-        """Deliver one event when its back-off allows; acknowledged once every channel took it, or when parked."""
+    async def handle_all(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+        """Cases in parallel, so one slow receiver call does not hold every applicant's SMS behind it; each case's
+        events in their order, so the platform sees a case's changes as they happened."""
+        by_case: dict[str, list[tuple[str, dict[str, str]]]] = {}
+        for message_id, fields in entries:
+            by_case.setdefault(fields.get("case_id", ""), []).append((message_id, fields))
+
+        async def one_case(items: list[tuple[str, dict[str, str]]]) -> None:
+            for message_id, fields in items:
+                if not await self.handle(message_id, fields):
+                    return  # later events of this case wait for this one: they come back in stream order
+
+        await asyncio.gather(*(one_case(items) for items in by_case.values()))
+
+    async def handle(self, message_id: str, fields: dict[str, str]) -> bool:
+        """Deliver one event when its back-off allows; acknowledged once every channel took it, or when parked.
+
+        True when the event is done with (delivered or parked).
+        """
         redis = self.services.redis
         event_id = json.loads(fields["event"])["event_id"]
         retry_key = f"{keys.PREFIX}:outbox:retry:{event_id}"
         next_at = await redis.hget(retry_key, "next_at")
         if next_at and float(next_at) > time.time():
-            return
+            return False
         if await self.deliver(fields):
             await self._ack(message_id)
             await redis.delete(retry_key)
-            return
+            return True
         attempts = int(await redis.hincrby(retry_key, "attempts", 1))
         delay = min(0.5 * 2 ** min(attempts, 16), self.services.settings.outbox_retry_cap_s)
         await redis.hset(retry_key, "next_at", time.time() + delay)
@@ -103,6 +119,8 @@ class OutboxDispatcher:
             await self._ack(message_id)
             OUTBOX.labels("any", "dead_lettered").inc()
             log.error("outbox event parked after repeated refusals", event_id=event_id, attempts=attempts)
+            return True
+        return False
 
     async def _ack(self, message_id: str) -> None:
         await self.services.redis.xack(keys.OUTBOX_STREAM, keys.OUTBOX_GROUP, message_id)
