@@ -132,3 +132,25 @@ def test_a_person_pays_through_the_signed_link_and_the_callback_completes_the_de
         assert declaration["status"] == "completed" and declaration["native_status"] == "paid"
     finally:
         gw.stop()
+
+
+def test_a_region_added_as_a_profile_file_alone_takes_cases(redis_url, tmp_path):
+    """A third region (tests/fixtures/profiles/demo_city.yaml): no code change, just the file in the profiles folder."""
+    import shutil
+
+    repo = Path(__file__).resolve().parents[2]
+    profiles = tmp_path / "profiles"
+    shutil.copytree(repo / "profiles", profiles)
+    shutil.copy(repo / "tests" / "fixtures" / "profiles" / "demo_city.yaml", profiles)
+    gw = start_gateway(tmp_path, redis_url, applicant_delay="0.2", profiles_dir=profiles)
+    try:
+        assert "demo_city" in {p["code"] for p in gw.client.profiles().json()["profiles"]}
+        person = applicant(division="330106", birth="19850303", sequence=171)
+        body = application(gw, "demo_city", ["employee_pension_enrolment", "contribution_declaration"], person)
+        response = gw.submit(body)
+        assert response.status_code == 202, response.text
+        case = gw.wait_terminal(response.json()["id"], timeout=60)
+        assert {t["matter"]: t["status"] for t in case["tasks"]} == {
+            "employee_pension_enrolment": "completed", "contribution_declaration": "completed"}
+    finally:
+        gw.stop()
