@@ -90,6 +90,14 @@ class _Report:
         if problem not in self.errors:
             self.errors.append(problem)
 
+    def warn(self, code: str, path: str, zh: str, en: str) -> None:
+        self.warnings.append(Problem(code, path, zh, en))
+
+    def ignored(self, path: str) -> None:
+        # The contract names the applicant's optional fields only as "those of the seeds' forms": a field we do
+        # not know is reported on the case and left out, not a reason to turn the applicant away.
+        self.warn("field.ignored", path, f"未识别的字段 {path} 已忽略", f"Unrecognised field '{path}' was ignored")
+
     def required(self, path: str) -> None:
         self.add("field.required", path, f"缺少必填项 {path}", f"'{path}' is required")
 
@@ -104,7 +112,7 @@ def validate_application(body: object, registry: ProfileRegistry, *, today: date
         return ValidationOutcome(None, report.errors, [])
     for key in body:
         if key not in _TOP_LEVEL:
-            report.add("field.unexpected", str(key), f"不支持的字段 {key}", f"Unexpected field '{key}'")
+            report.ignored(str(key))
 
     profile = _profile(body, registry, report)
     channel = _choice(body, "channel", CHANNELS, report, required=True)
@@ -193,12 +201,7 @@ def _applicant(
     }
     for key in raw:
         if key not in known:
-            report.add(
-                "field.unexpected",
-                f"applicant.{key}",
-                f"不支持的申请人字段 {key}",
-                f"Unexpected applicant field '{key}'",
-            )
+            report.ignored(f"applicant.{key}")
     applicant: dict[str, Any] = {}
     name = _text(raw, "name", "applicant", report, required=True, max_length=50)
     if name is not None:
@@ -331,9 +334,7 @@ def _agent(
         report.add("agent.not_allowed", "agent", "本地区不支持委托代办", "Proxy applications are not accepted here")
     for key in raw:
         if key not in ("name", "id_type", "id_number", "relationship", "phone"):
-            report.add(
-                "field.unexpected", f"agent.{key}", f"不支持的代办人字段 {key}", f"Unexpected agent field '{key}'"
-            )
+            report.ignored(f"agent.{key}")
     agent: dict[str, Any] = {}
     for key, zh in (
         ("name", "代办人姓名"),

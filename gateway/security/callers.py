@@ -45,12 +45,22 @@ def load_callers(path: Path) -> dict[str, Caller]:
     for i, item in enumerate(raw):
         if not isinstance(item, dict) or not item.get("app_id") or not item.get("secret"):
             raise CallersFileError(f"{path}: entry {i} needs app_id and secret")
-        kind = item.get("kind", "platform")
+        kind = _kind(item)
         if kind not in ("platform", "window"):
-            raise CallersFileError(f"{path}: entry {i} kind must be platform or window")
+            raise CallersFileError(f"{path}: entry {i} kind must be platform or window, not {kind!r}")
         callers[str(item["app_id"])] = Caller(str(item["app_id"]), str(item["secret"]), str(item.get("name", "")),
                                               kind)
     return callers
+
+
+def _kind(item: dict[str, object]) -> object:
+    """`kind` is ours; a platform team's file may say `type`, `role` or `channel`, or `window: true`."""
+    if item.get("window") is True:
+        return "window"
+    for key in ("kind", "type", "role", "channel"):
+        if key in item:
+            return item[key]
+    return "platform"
 
 
 def write_demo_callers(path: Path) -> Caller:

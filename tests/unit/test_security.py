@@ -70,6 +70,9 @@ def test_callers_files_in_json_and_yaml_and_their_refusals(tmp_path):
     json_file.write_text('[{"app_id": "p", "secret": "s"}, {"app_id": "w", "secret": "t", "kind": "window"}]')
     callers = load_callers(json_file)
     assert callers["p"].kind == "platform" and callers["w"].kind == "window"
+    json_file.write_text('[{"app_id": "a", "secret": "s", "type": "window"}, {"app_id": "b", "secret": "s", '
+                         '"window": true}, {"app_id": "c", "secret": "s", "channel": "window"}]')
+    assert {c.kind for c in load_callers(json_file).values()} == {"window"}
     yaml_file = tmp_path / "callers.yaml"
     yaml_file.write_text("callers:\n  - {app_id: p, secret: s, name: 平台}\n")
     assert load_callers(yaml_file)["p"].name == "平台"

@@ -541,7 +541,6 @@ def test_exactly_five_different_problems(registry):
             {**body("employee_pension_enrolment"), "matters": "employee_pension_enrolment"},
             [("field.invalid", "matters")],
         ),
-        ({**body("employee_pension_enrolment"), "extra": 1}, [("field.unexpected", "extra")]),
         ({**body("employee_pension_enrolment"), "delivery": "pigeon"}, [("field.invalid", "delivery")]),
         ({**body("archive_transfer"), "sections": {}}, [("section.missing", "sections.archive_transfer")]),
         (
@@ -565,7 +564,6 @@ def test_envelope_problems(registry, data, expected):
         ({"sex": "female"}, [("applicant.sex.mismatch", "applicant.sex")]),
         ({"birth_date": "1990-03-08"}, [("applicant.birth_date.mismatch", "applicant.birth_date")]),
         ({"postcode": "5300"}, [("field.invalid", "applicant.postcode")]),
-        ({"nickname": "小宝"}, [("field.unexpected", "applicant.nickname")]),
         ({"phone": "0771-5505220"}, []),
         (
             {
@@ -610,3 +608,13 @@ def test_error_messages_name_the_form_field_in_chinese(registry):
     (error,) = validate_application(data, registry, today=TODAY).errors
     assert "开户银行" in error.message_zh and "桂林银行(guilin_bank)" in error.message_zh
     assert "guilin_bank" in error.message_en
+
+
+def test_unknown_envelope_applicant_and_agent_fields_are_ignored_with_a_warning(registry):
+    data = {**body("employee_pension_enrolment"), "extra": 1}
+    data["applicant"] = {**data["applicant"], "nickname": "小宝"}
+    outcome = validate_application(data, registry, today=TODAY)
+    assert outcome.errors == [] and outcome.application is not None
+    assert "nickname" not in outcome.application.applicant
+    assert [(w.code, w.field) for w in outcome.warnings if w.code == "field.ignored"] == [
+        ("field.ignored", "extra"), ("field.ignored", "applicant.nickname")]
