@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     link_secret: str | None = None
     pii_key: str | None = None  # base64 of 32 bytes: AES-256 uses them all, SM4 the first 16
     pii_cipher: Literal["aes-gcm", "sm4-gcm"] = "aes-gcm"
+    audit_hash: Literal["sha256", "sm3"] = "sha256"  # SM3 (GB/T 32905) where the system is assessed for 密评
     # Holiday data for years chinese-calendar does not know yet; ops can mount a newer file than the packaged one.
     calendar_overrides_file: Path | None = None
 

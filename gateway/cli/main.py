@@ -241,6 +241,39 @@ def _ops_services() -> Any:
     return settings, url, embedded, build_services
 
 
+audit_app = typer.Typer(help="Audit chains", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(case_id: str) -> None:
+    """Recompute a case's audit chain; exit 1 if any entry was altered, removed or reordered."""
+    from gateway.security.audit import AuditChain
+    from gateway.store.connection import connect
+
+    settings = _settings()
+    url, embedded = _redis_url(settings)
+
+    async def run() -> Any:
+        redis = connect(url)
+        try:
+            return await AuditChain(redis, settings.audit_hash).verify(case_id)
+        finally:
+            await redis.aclose()
+
+    try:
+        report = asyncio.run(run())
+    finally:
+        if embedded:
+            embedded.stop()
+    for problem in report.problems:
+        typer.echo(problem)
+    typer.echo(f"{case_id}: {report.entries} entries, head {report.head or '-'}: "
+               f"{'intact' if report.intact else 'BROKEN'}")
+    if not report.intact or not report.entries:
+        raise typer.Exit(1)
+
+
 @dlq_app.command("list")
 def dlq_list() -> None:
     """Tasks that failed after exhausting their retries, with the last error."""

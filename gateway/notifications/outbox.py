@@ -19,6 +19,7 @@ import structlog
 
 from gateway.bootstrap import Services
 from gateway.observability.metrics import OUTBOX
+from gateway.security.audit import AuditChain
 from gateway.store import keys
 from gateway.store.queue import autoclaim_entries
 
@@ -56,6 +57,7 @@ class OutboxDispatcher:
         self.webhook_url = settings.webhook_url
         self.webhook_secret = settings.webhook_secret
         self.sms_url = settings.sms_url
+        self.audit = AuditChain(services.redis, settings.audit_hash)
 
     async def run(self, stop: asyncio.Event) -> None:
         redis = self.services.redis
@@ -100,7 +102,11 @@ class OutboxDispatcher:
         True when the event is done with (delivered or parked).
         """
         redis = self.services.redis
-        event_id = json.loads(fields["event"])["event_id"]
+        event = json.loads(fields["event"])
+        event_id = event["event_id"]
+        # Chained before it is delivered, so whatever the receivers do, the case's history is on record.
+        if not await self.audit.append(event, int(fields.get("seq", 0))):
+            return False
         retry_key = f"{keys.PREFIX}:outbox:retry:{event_id}"
         next_at = await redis.hget(retry_key, "next_at")
         if next_at and float(next_at) > time.time():

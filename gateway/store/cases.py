@@ -141,6 +141,7 @@ class CaseStore:
         self.cipher = cipher
         self._create = redis.register_script(scripts.CREATE_CASE)
         self._transition = redis.register_script(scripts.TRANSITION)
+        self._append_event = redis.register_script(scripts.APPEND_EVENT)
 
     async def create(self, *, caller: str, idempotency_key: str, request_hash: str, case_id: str,
                      case_fields: dict[str, Any], tasks: list[NewTask], deadline_ts: float,
@@ -245,9 +246,9 @@ class CaseStore:
 
     async def append_event(self, case_id: str, event_type: str, payload: dict[str, Any]) -> None:
         """An event that is not a task transition (certificate issued, documents retrieved)."""
-        seq = await self.redis.hincrby(keys.case(case_id), "seq", 1)
-        await self.redis.xadd(keys.OUTBOX_STREAM, {"case_id": case_id, "seq": seq, "event": json.dumps(
-            self._event(event_type, case_id, payload.get("matter"), payload), ensure_ascii=False)})
+        event = self._event(event_type, case_id, payload.get("matter"), payload)
+        await self._append_event(keys=[keys.case(case_id), keys.OUTBOX_STREAM],
+                                 args=[case_id, json.dumps(event, ensure_ascii=False)])
 
     @staticmethod
     def _event(event_type: str, case_id: str, matter: str | None, payload: dict[str, Any]) -> dict[str, Any]:

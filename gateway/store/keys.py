@@ -21,6 +21,10 @@ def task(case_id: str, matter: str) -> str:
     return f"{PREFIX}:{{{case_id}}}:task:{matter}"
 
 
+def audit(case_id: str) -> str:
+    return f"{PREFIX}:{{{case_id}}}:audit"
+
+
 def caller_cases(app_id: str) -> str:
     return f"{PREFIX}:caller:{app_id}:cases"
 

@@ -63,3 +63,28 @@ for _, raw in ipairs(due) do
 end
 return moved
 """
+
+# An event that is not a task transition: numbered and queued in one step, so a case's seq never has a gap.
+# KEYS: case, outbox stream. ARGV: case id, event JSON. Returns the seq.
+APPEND_EVENT = """
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('XADD', KEYS[2], '*', 'case_id', ARGV[1], 'seq', seq, 'event', ARGV[2])
+return seq
+"""
+
+# Append to a case's audit chain only on top of the entry the caller hashed against (compare-and-append).
+# KEYS: audit list. ARGV: seq, previous hash, entry JSON.
+# Returns 1 appended, 2 already there (a redelivered event), 0 predecessor missing or moved (try again later).
+APPEND_AUDIT = """
+local last = redis.call('LINDEX', KEYS[1], -1)
+local last_seq, last_hash = 0, ''
+if last then
+  local entry = cjson.decode(last)
+  last_seq, last_hash = tonumber(entry.seq), entry.hash
+end
+local seq = tonumber(ARGV[1])
+if last_seq >= seq then return 2 end
+if last_seq ~= seq - 1 or last_hash ~= ARGV[2] then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[3])
+return 1
+"""
