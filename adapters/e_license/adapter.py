@@ -11,21 +11,18 @@ import asyncio
 import datetime as dt
 import json
 import re
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 import yaml
 
 from adapters.e_license.identifiers import InvalidIdentifier, parse_identifier
 from gateway.sdk import (
+    CALLBACK_MAX_AGE_S,
     CallbackEvent,
     DepartmentAdapter,
     DepartmentRequest,
-    DepartmentTimeout,
-    DepartmentUnavailable,
     ELicense,
     ELicenseSource,
     InvalidCallback,
@@ -33,7 +30,8 @@ from gateway.sdk import (
     NativeOutcome,
     StatusTable,
     TechnicalFault,
-    verify_hmac_hex,
+    post_json,
+    verify_signed_callback,
 )
 
 _CATALOGUE: dict[str, Any] = yaml.safe_load(Path(__file__).with_name("catalogue.yaml").read_text(encoding="utf-8"))
@@ -47,7 +45,6 @@ CITIZEN_ID = "111"  # holderTypeCode for a citizen ID number (GB/T 36903 / GA/T 
 DEFAULT_CERTIFICATE = "employment_entrepreneurship_certificate"
 _BEIJING = dt.timezone(dt.timedelta(hours=8))
 _SEX = {"男": "male", "女": "female"}
-_CALLBACK_MAX_AGE_S = 300.0
 
 
 class HolderAuthorizationRefused(TechnicalFault):
@@ -84,20 +81,9 @@ class ELicenseAdapter(DepartmentAdapter, ELicenseSource):
     }
     status_table = StatusTable.load(Path(__file__).with_name("status_table.yaml"))
 
-    def _url(self, path: str) -> str:
-        return self.ctx.settings.base_url.rstrip("/") + "/api/license/" + path
-
     async def _call(self, path: str, body: dict[str, Any], authorization: str | None = None) -> dict[str, Any]:
         headers = {AUTH_HEADER: authorization} if authorization is not None else {}
-        try:
-            response = await self.ctx.http.post(self._url(path), json=body, headers=headers,
-                                                timeout=self.ctx.settings.timeout_s)
-        except httpx.TimeoutException as exc:
-            raise DepartmentTimeout(f"e-license {path} timed out") from exc
-        except httpx.HTTPError as exc:
-            raise DepartmentUnavailable(f"e-license unreachable: {exc.__class__.__name__}") from exc
-        if response.status_code >= 500:
-            raise DepartmentUnavailable(f"e-license answered HTTP {response.status_code}")
+        response = await post_json(self.ctx, "/api/license/" + path, body, headers=headers, what=f"e-license {path}")
         try:
             reply = response.json()
         except ValueError as exc:
@@ -259,19 +245,10 @@ class ELicenseAdapter(DepartmentAdapter, ELicenseSource):
         )
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
-        lowered = {k.lower(): v for k, v in headers.items()}
-        timestamp = lowered.get("x-license-timestamp", "")
-        signature = lowered.get("x-license-signature", "")
-        if not timestamp or not signature:
-            raise InvalidCallback("e-license callback without X-License-Timestamp / X-License-Signature")
-        if not verify_hmac_hex(self.ctx.settings.callback_secret, timestamp.encode() + b"\n" + body, signature):
-            raise InvalidCallback("e-license callback signature does not verify")
-        try:
-            age = abs(time.time() - float(timestamp))
-        except ValueError as exc:
-            raise InvalidCallback("e-license callback timestamp is not a number") from exc
-        if age > float(self.ctx.settings.options.get("callback_max_age_s", _CALLBACK_MAX_AGE_S)):
-            raise InvalidCallback("e-license callback is stale (replayed or clock skew)")
+        settings = self.ctx.settings
+        verify_signed_callback(headers, body, secret=settings.callback_secret, department="e-license",
+                               timestamp_header="X-License-Timestamp", signature_header="X-License-Signature",
+                               max_age_s=float(settings.options.get("callback_max_age_s", CALLBACK_MAX_AGE_S)))
         try:
             payload = json.loads(body)
             request_id = str(payload["data"]["requestId"])

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import binascii
 import json
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,14 +35,12 @@ from gateway.sdk import (
     NativeOutcome,
     StatusTable,
     TechnicalFault,
-    verify_hmac_hex,
+    verify_signed_callback,
 )
 
 # Native codes this adapter produces itself (the rest come from the department); all are in status_table.yaml.
 PHOTO_SPEC = "PHOTO_SPEC"  # the applicant's photo failed the spec check: refused without calling the department
 SOAP_CLIENT_FAULT = "soap:Client"  # the department (or zeep, from its WSDL) refused our request as malformed
-
-CALLBACK_MAX_AGE_S = 300
 
 _SOAP_OPERATIONS = {
     "employment_registration": "registerEmployment",
@@ -272,19 +269,8 @@ class HrssAdapter(DepartmentAdapter):
         return await self._call("queryBusiness", {"requestId": request.request_id, "ywlsh": reference})
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
-        lowered = {k.lower(): v for k, v in headers.items()}
-        timestamp = lowered.get("x-hrss-timestamp", "")
-        signature = lowered.get("x-hrss-signature", "")
-        if not timestamp or not signature:
-            raise InvalidCallback("hrss callback without X-Hrss-Timestamp / X-Hrss-Signature")
-        try:
-            age = abs(time.time() - int(timestamp))
-        except ValueError as exc:
-            raise InvalidCallback("hrss callback timestamp is not a number") from exc
-        if age > CALLBACK_MAX_AGE_S:
-            raise InvalidCallback(f"hrss callback timestamp is {age:.0f} s away from now (limit {CALLBACK_MAX_AGE_S})")
-        if not verify_hmac_hex(self.ctx.settings.callback_secret, timestamp.encode() + b"\n" + body, signature):
-            raise InvalidCallback("hrss callback signature does not verify")
+        verify_signed_callback(headers, body, secret=self.ctx.settings.callback_secret, department="hrss",
+                               timestamp_header="X-Hrss-Timestamp", signature_header="X-Hrss-Signature")
         try:
             payload = json.loads(body)
             request_id = str(payload["requestId"])

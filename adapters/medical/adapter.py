@@ -9,19 +9,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from gateway.sdk import (
     CallbackEvent,
     DepartmentAdapter,
     DepartmentRequest,
-    DepartmentTimeout,
-    DepartmentUnavailable,
     InvalidCallback,
     MalformedReply,
     NativeOutcome,
     StatusTable,
-    verify_hmac_hex,
+    post_json,
+    verify_signed_callback,
 )
 
 _TRANSACTION = {
@@ -91,15 +88,7 @@ class MedicalAdapter(DepartmentAdapter):
         }
 
     async def _call(self, envelope: dict[str, Any]) -> dict[str, Any]:
-        url = self.ctx.settings.base_url.rstrip("/") + "/fsi/api/transaction"
-        try:
-            response = await self.ctx.http.post(url, json=envelope, timeout=self.ctx.settings.timeout_s)
-        except httpx.TimeoutException as exc:
-            raise DepartmentTimeout(f"medical {envelope['infno']} timed out") from exc
-        except httpx.HTTPError as exc:
-            raise DepartmentUnavailable(f"medical unreachable: {exc.__class__.__name__}") from exc
-        if response.status_code >= 500:
-            raise DepartmentUnavailable(f"medical answered HTTP {response.status_code}")
+        response = await post_json(self.ctx, "/fsi/api/transaction", envelope, what=f"medical {envelope['infno']}")
         try:
             body = response.json()
             infcode = int(body["infcode"])
@@ -135,13 +124,8 @@ class MedicalAdapter(DepartmentAdapter):
         return self._outcome(await self._call(self._envelope(_QUERY, request, data)))
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
-        lowered = {k.lower(): v for k, v in headers.items()}
-        timestamp = lowered.get("x-fsi-timestamp", "")
-        signature = lowered.get("x-fsi-signature", "")
-        if not timestamp or not signature:
-            raise InvalidCallback("medical callback without X-Fsi-Timestamp / X-Fsi-Signature")
-        if not verify_hmac_hex(self.ctx.settings.callback_secret, timestamp.encode() + b"\n" + body, signature):
-            raise InvalidCallback("medical callback signature does not verify")
+        verify_signed_callback(headers, body, secret=self.ctx.settings.callback_secret, department="medical",
+                               timestamp_header="X-Fsi-Timestamp", signature_header="X-Fsi-Signature")
         try:
             payload = json.loads(body)
             payload["infcode"] = int(payload.get("infcode", 0))

@@ -19,9 +19,11 @@ from gateway.sdk.contract import (
     request_id_for,
     verify_hmac_hex,
 )
+from gateway.sdk.http import CALLBACK_MAX_AGE_S, post_json, verify_signed_callback
 from gateway.sdk.status_table import StatusEntry, StatusTable, StatusTableError
 
 __all__ = [
+    "CALLBACK_MAX_AGE_S",
     "AdapterContext",
     "AdapterSettings",
     "CallbackEvent",
@@ -40,6 +42,8 @@ __all__ = [
     "TaskStatus",
     "TechnicalFault",
     "hmac_hex",
+    "post_json",
     "request_id_for",
     "verify_hmac_hex",
+    "verify_signed_callback",
 ]
