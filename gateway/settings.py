@@ -58,11 +58,12 @@ class Settings(BaseSettings):
 
     worker_concurrency: int = 16
     department_concurrency: int = 8  # in-flight calls per department per worker process
-    retry_attempts: int = 5
-    retry_max_s: float = 30.0
+    retry_attempts: int = 8
+    retry_max_s: float = 60.0
     retry_initial_s: float = 0.2
     retry_cap_s: float = 5.0
-    redeliver_after_s: float = 30.0  # a message pending this long is reclaimed from a dead worker
+    # A message idle this long is reclaimed from a dead worker; live workers refresh theirs every quarter of it.
+    redeliver_after_s: float = 30.0
     poll_initial_s: float = 1.0
     poll_cap_s: float = 60.0
     breaker_failures: int = 5

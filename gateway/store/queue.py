@@ -90,6 +90,12 @@ class TaskQueue:
                                                  min_idle_ms, "0-0", "COUNT", count)
         return parse_autoclaim(reply)
 
+    async def keep_alive(self, message_ids: list[str]) -> None:
+        """Reset the idle time of messages this worker is still working on, so nobody reclaims a live step."""
+        if message_ids:
+            await self.redis.execute_command("XCLAIM", keys.TASK_STREAM, keys.TASK_GROUP, self.consumer, 0,
+                                             *message_ids, "JUSTID")
+
     async def ack(self, message_id: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xack(keys.TASK_STREAM, keys.TASK_GROUP, message_id)

@@ -34,6 +34,7 @@ class Worker:
                 messages: list[TaskMessage] = []
                 if time.monotonic() - last_reclaim > reclaim_every:
                     last_reclaim = time.monotonic()
+                    await queue.keep_alive(list(self.running))
                     idle_ms = int(self.services.settings.redeliver_after_s * 1000)
                     messages += [m for m in await queue.reclaim(idle_ms) if m.message_id not in self.running]
                     QUEUE_PENDING.set(await queue.pending_count())

@@ -46,7 +46,7 @@ class Cluster:
                         GATEWAY_CALLERS_FILE=str(callers), GATEWAY_IDENTITY_JWKS_FILE=str(identity.jwks_path),
                         GATEWAY_IDENTITY_ISSUER=identity.issuer, GATEWAY_ADAPTERS__MEDICAL__BASE_URL=medical.url,
                         GATEWAY_ADAPTERS__MEDICAL__TIMEOUT_S="5", GATEWAY_REDELIVER_AFTER_S="2",
-                        GATEWAY_RETRY_INITIAL_S="0.05", GATEWAY_RETRY_CAP_S="0.3", GATEWAY_LOG_LEVEL="WARNING",
+                        GATEWAY_RETRY_INITIAL_S="0.05", GATEWAY_RETRY_CAP_S="0.3", GATEWAY_LOG_LEVEL="INFO",
                         PYTHONUNBUFFERED="1")
         self.env.pop("GATEWAY_WEBHOOK_URL", None)
         self.tmp_path = tmp_path
@@ -168,5 +168,26 @@ def test_redis_killed_and_restarted_loses_no_acknowledged_case(tmp_path, own_red
         assert {b["id"] for b in finals} == set(acknowledged)
         assert [b["tasks"][0]["status"] for b in finals] == ["completed"] * 20
         assert httpx.get(medical.url + "/_mock/stats").json()["registrations"] == 20
+    finally:
+        cluster.stop()
+
+
+def test_a_step_slower_than_the_redelivery_window_is_not_taken_over_by_another_worker(tmp_path, own_redis, medical):
+    httpx.post(medical.url + "/_mock/faults", json={"latency_ms": 4500}).raise_for_status()
+    cluster = Cluster(tmp_path, own_redis.url, medical)  # GATEWAY_REDELIVER_AFTER_S=2: well below 4.5 s
+    try:
+        client = GatewayClient(cluster.start_api("api"), *WINDOW)
+        cluster.start_worker("worker-a")
+        cluster.start_worker("worker-b")
+        # Both must be reading before the cases arrive, or nobody could take over a step anyway.
+        deadline = time.monotonic() + 30
+        while not all("worker started" in cluster.log(name) for name in ("worker-a", "worker-b")):
+            assert time.monotonic() < deadline, cluster.log("worker-b")
+            time.sleep(0.1)
+        case_ids = [client.submit_case(window_case(100 + 10 * i + 5)).json()["id"] for i in range(4)]
+        finals = wait_all_terminal([client], case_ids, timeout=60)
+        assert [b["tasks"][0]["status"] for b in finals] == ["completed"] * 4
+        stats = httpx.get(medical.url + "/_mock/stats").json()
+        assert stats["registrations"] == 4 and stats["duplicates"] == 0, stats
     finally:
         cluster.stop()
