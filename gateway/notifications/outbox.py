@@ -30,7 +30,7 @@ _SMS_STATUSES = {"completed": "已办结", "rejected": "未通过", "skipped": "
 _STEP_NAMES = {"payment": "缴费", "deposit": "缴存", "photo": "上传社保卡照片"}
 
 
-def sms_text(event: dict[str, Any]) -> str | None:
+def sms_text(event: dict[str, Any], matter_name: str | None = None) -> str | None:
     """The applicant-facing message for an event, or None when the applicant need not hear of it."""
     if event.get("type") == "case.certificate_issued":
         return "【灵活就业一件事】您的《就业创业证》电子证照已生成，可在政务服务平台查看。"
@@ -39,8 +39,7 @@ def sms_text(event: dict[str, Any]) -> str | None:
     status = event.get("status", "")
     if status not in _SMS_STATUSES:
         return None
-    matter = event.get("matter", "")
-    text = f"【灵活就业一件事】您申请的事项（{matter}）{_SMS_STATUSES[status]}。"
+    text = f"【灵活就业一件事】您申请的事项（{matter_name or event.get('matter', '')}）{_SMS_STATUSES[status]}。"
     if status == "rejected" and event.get("reason"):
         text += f"原因：{event['reason']}。"
     for step, url in (event.get("links") or {}).items():
@@ -138,9 +137,8 @@ class OutboxDispatcher:
         delivered = True
         if self.webhook_url:
             delivered &= await self._once(event, "webhook", self._webhook)
-        text = sms_text(event)
-        if self.sms_url and text:
-            delivered &= await self._once(event, "sms", lambda e: self._sms(e, text))
+        if self.sms_url and sms_text(event) is not None:
+            delivered &= await self._once(event, "sms", self._sms)
         return delivered
 
     async def _once(self, event: dict[str, Any], channel: str, send: Any) -> bool:
@@ -168,12 +166,16 @@ class OutboxDispatcher:
             "X-Gateway-Timestamp": timestamp, "X-Gateway-Signature": signature})
         return response.is_success
 
-    async def _sms(self, event: dict[str, Any], text: str) -> bool:
+    async def _sms(self, event: dict[str, Any]) -> bool:
         assert self.sms_url
         case = await self.services.store.get_case(event["case_id"])
         phone = (case.applicant.get("phone") if case else None) or ""
-        if not phone:
+        if case is None or not phone:
             return True  # nobody to tell; the platform still has the event
+        profile = self.services.profiles.get(case.profile)
+        matter = event.get("matter")
+        text = sms_text(event, profile.matter(matter).name_zh if matter and profile.has_matter(matter) else None)
+        assert text is not None
         response = await self.http.post(self.sms_url.rstrip("/") + "/sms/send", json={
             "msg_id": event["event_id"], "phone": phone, "text": text, "template": event.get("type")})
         return response.is_success

@@ -53,6 +53,8 @@ def test_employee_medical_enrolment_completes_and_the_platform_hears_every_chang
     metrics = httpx.get(gw.base_url + "/metrics").text
     assert 'gateway_department_calls_total{adapter="medical",operation="employee_medical_enrolment",outcome="ok"}' \
         in metrics
+    sms = httpx.get(gw.mock("sms") + "/_mock/messages").json()["messages"]
+    assert any("灵活就业人员医疗保险参保登记" in m["text"] and "已办结" in m["text"] for m in sms), sms
 
 
 def test_a_department_refusal_is_a_rejection_with_its_reason(gw):
