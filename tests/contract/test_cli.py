@@ -51,3 +51,33 @@ def test_adapters_list_shows_the_five_departments_with_versions():
     names = {line.split()[0] for line in listed.stdout.splitlines() if line.strip()}
     assert names >= {"hrss", "medical", "tax", "housing_fund", "e_license"}
     assert "soap" in next(line for line in listed.stdout.splitlines() if line.startswith("hrss"))
+
+
+def test_gateway_mocks_serves_each_mock_with_the_faults_it_was_started_with(tmp_path):
+    import json
+    import signal
+    import time
+
+    import httpx
+
+    from mocks.serving import free_port
+
+    ports = {"medical": free_port(), "tax": free_port()}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env = {**clean, "GATEWAY_MOCK_PORTS": json.dumps(ports), "MOCK_FAULTS": '{"latency_ms": 7, "error_rate": 0.25}'}
+    mocks = subprocess.Popen([GATEWAY, "mocks", "--only", "medical", "--only", "tax"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for port in ports.values():
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    faults = httpx.get(f"http://127.0.0.1:{port}/_mock/faults").json()
+                    break
+                except httpx.HTTPError:
+                    assert time.monotonic() < deadline and mocks.poll() is None
+                    time.sleep(0.1)
+            assert faults["latency_ms"] == 7 and faults["error_rate"] == 0.25
+    finally:
+        mocks.send_signal(signal.SIGTERM)
+        assert mocks.wait(20) == 0
