@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import html
 import json
 import os
 import random
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 
 
@@ -160,6 +162,16 @@ async def send_callback(state: MockState, url: str, payload: dict[str, Any], *, 
             pass
         await asyncio.sleep(0.2 * 2**attempt)
     state.callbacks_failed += 1
+
+
+def h5_page(title: str, content: str, status: int = 200) -> HTMLResponse:
+    """The shell of a department's mobile (H5) page: what the applicant sees after following the SMS link."""
+    return HTMLResponse(
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>{content}</body></html>",
+        status_code=status,
+    )
 
 
 def garbage_response() -> Response:

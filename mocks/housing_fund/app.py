@@ -36,6 +36,7 @@ from mocks.common import (
     env_float,
     env_secret,
     garbage_response,
+    h5_page,
     send_callback,
 )
 from mocks.population import person
@@ -223,20 +224,12 @@ def create_app(rules: CentreRules | None = None) -> FastAPI:
         return JSONResponse(envelope(trans_code, send_seqno, OK, NATIVE_CODES[account.status],
                                      account_body(account)))
 
-    def page(title: str, content: str, status: int = 200) -> HTMLResponse:
-        return HTMLResponse(
-            "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>{content}</body></html>",
-            status_code=status,
-        )
-
     def page_for(token: str) -> Account | HTMLResponse:
         if state.faults.outage:
-            return page("服务暂不可用", "<p>系统维护中，请稍后再试。</p>", status=503)
+            return h5_page("服务暂不可用", "<p>系统维护中，请稍后再试。</p>", status=503)
         account = by_token.get(token)
         if account is None:
-            return page("缴存链接无效", "<p>该缴存链接不存在或已失效。</p>", status=404)
+            return h5_page("缴存链接无效", "<p>该缴存链接不存在或已失效。</p>", status=404)
         return account
 
     def summary(account: Account) -> str:
@@ -254,10 +247,10 @@ def create_app(rules: CentreRules | None = None) -> FastAPI:
         if isinstance(account, HTMLResponse):
             return account
         if account.status == "deposited":
-            return page("已缴存", summary(account) + receipt(account))
+            return h5_page("已缴存", summary(account) + receipt(account))
         form = (f"<form method=\"post\" action=\"/h5/deposit/{token}/confirm\">"
                 f"<button type=\"submit\">确认缴存 {_money(account.monthly)} 元</button></form>")
-        return page("住房公积金缴存", summary(account) + form)
+        return h5_page("住房公积金缴存", summary(account) + form)
 
     @app.post("/h5/deposit/{token}/confirm")
     async def confirm_deposit(token: str) -> HTMLResponse:
@@ -265,6 +258,6 @@ def create_app(rules: CentreRules | None = None) -> FastAPI:
         if isinstance(account, HTMLResponse):
             return account
         await deposit(account)
-        return page("缴存成功", summary(account) + receipt(account))
+        return h5_page("缴存成功", summary(account) + receipt(account))
 
     return app

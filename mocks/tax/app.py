@@ -37,6 +37,7 @@ from mocks.common import (
     decide_fault,
     env_secret,
     garbage_response,
+    h5_page,
     send_callback,
 )
 
@@ -321,20 +322,12 @@ def create_app(levy_items: dict[str, LevyItem] | None = None) -> FastAPI:
         return JSONResponse({"head": head(tran_id, tran_seq, OK, NATIVE_CODES[decl.status]),
                              "body": declaration_body(decl)})
 
-    def page(title: str, content: str, status: int = 200) -> HTMLResponse:
-        return HTMLResponse(
-            "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>{content}</body></html>",
-            status_code=status,
-        )
-
     def page_for(token: str) -> Declaration | HTMLResponse:
         if state.faults.outage:
-            return page("服务暂不可用", "<p>系统维护中，请稍后再试。</p>", status=503)
+            return h5_page("服务暂不可用", "<p>系统维护中，请稍后再试。</p>", status=503)
         decl = by_token.get(token)
         if decl is None:
-            return page("缴费链接无效", "<p>该缴费链接不存在或已失效。</p>", status=404)
+            return h5_page("缴费链接无效", "<p>该缴费链接不存在或已失效。</p>", status=404)
         return decl
 
     def summary(decl: Declaration) -> str:
@@ -353,10 +346,10 @@ def create_app(levy_items: dict[str, LevyItem] | None = None) -> FastAPI:
         if isinstance(decl, HTMLResponse):
             return decl
         if decl.status == "paid":
-            return page("已缴费", summary(decl) + f"<p>电子税票号码：<span id=\"dzsphm\">{decl.dzsphm}</span></p>")
+            return h5_page("已缴费", summary(decl) + f"<p>电子税票号码：<span id=\"dzsphm\">{decl.dzsphm}</span></p>")
         form = (f"<form method=\"post\" action=\"/h5/pay/{token}/confirm\">"
                 f"<button type=\"submit\">确认缴费 {_money(decl.total)} 元</button></form>")
-        return page("社会保险费缴纳", summary(decl) + form)
+        return h5_page("社会保险费缴纳", summary(decl) + form)
 
     @app.post("/h5/pay/{token}/confirm")
     async def confirm_payment(token: str) -> HTMLResponse:
@@ -364,6 +357,6 @@ def create_app(levy_items: dict[str, LevyItem] | None = None) -> FastAPI:
         if isinstance(decl, HTMLResponse):
             return decl
         await pay(decl)
-        return page("缴费成功", summary(decl) + f"<p>电子税票号码：<span id=\"dzsphm\">{decl.dzsphm}</span></p>")
+        return h5_page("缴费成功", summary(decl) + f"<p>电子税票号码：<span id=\"dzsphm\">{decl.dzsphm}</span></p>")
 
     return app

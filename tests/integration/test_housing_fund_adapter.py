@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
 
 from adapters.housing_fund.adapter import HousingFundAdapter
 from gateway.domain.status import TaskStatus
@@ -26,47 +23,18 @@ from gateway.sdk import (
     hmac_hex,
 )
 from mocks.housing_fund.app import NATIVE_CODES
-from mocks.serving import free_port, start_in_thread
+from mocks.serving import free_port
 from tests.support.adapters import department_request, running_adapter
+from tests.support.callbacks import CallbackRecorder, callback_recorder
 
 SECRET = "gjj-secret-under-test"
 JIUJIANG_ID = "360403199005171231"  # ordinary person (sequence ends in 3)
 
 
-@dataclass
-class Recorder:
-    url: str
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    # The recorder serves in its own thread and event loop: a thread condition bridges the two.
-    arrived: threading.Condition = field(default_factory=threading.Condition)
-
-    def record(self, headers: dict[str, str], body: bytes) -> None:
-        with self.arrived:
-            self.received.append((headers, body))
-            self.arrived.notify_all()
-
-    def _wait(self, count: int) -> bool:
-        with self.arrived:
-            return self.arrived.wait_for(lambda: len(self.received) >= count, timeout=10)
-
-    async def wait_for(self, count: int) -> None:
-        assert await asyncio.to_thread(self._wait, count), f"{len(self.received)} callbacks, expected {count}"
-
-
 @pytest.fixture
-def recorder() -> Iterator[Recorder]:
-    """Stands in for the gateway's callback endpoint: records what the centre posts."""
-    app = FastAPI()
-    server = start_in_thread(app)
-    record = Recorder(url=server.url + "/v1/callbacks/housing_fund")
-
-    @app.post("/v1/callbacks/housing_fund")
-    async def callback(request: Request) -> dict[str, str]:
-        record.record(dict(request.headers), await request.body())
-        return {"status": "received"}
-
-    yield record
-    server.stop()
+def recorder() -> Iterator[CallbackRecorder]:
+    with callback_recorder("housing_fund") as record:
+        yield record
 
 
 @pytest.fixture

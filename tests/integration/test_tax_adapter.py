@@ -6,15 +6,12 @@ import asyncio
 import calendar
 import datetime as dt
 import json
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
 
 from adapters.tax.adapter import TaxAdapter
 from gateway.domain.status import TaskStatus
@@ -26,47 +23,18 @@ from gateway.sdk import (
     NativeOutcome,
     hmac_hex,
 )
-from mocks.serving import free_port, start_in_thread
+from mocks.serving import free_port
 from mocks.tax.app import NATIVE_CODES
 from tests.support.adapters import department_request, running_adapter
+from tests.support.callbacks import CallbackRecorder, callback_recorder
 
 SECRET = "tax-secret-under-test"
 
 
-@dataclass
-class Recorder:
-    url: str
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    # The recorder serves in its own thread and event loop: a thread condition bridges the two.
-    arrived: threading.Condition = field(default_factory=threading.Condition)
-
-    def record(self, headers: dict[str, str], body: bytes) -> None:
-        with self.arrived:
-            self.received.append((headers, body))
-            self.arrived.notify_all()
-
-    def _wait(self, count: int) -> bool:
-        with self.arrived:
-            return self.arrived.wait_for(lambda: len(self.received) >= count, timeout=10)
-
-    async def wait_for(self, count: int) -> None:
-        assert await asyncio.to_thread(self._wait, count), f"{len(self.received)} callbacks, expected {count}"
-
-
 @pytest.fixture
-def recorder() -> Iterator[Recorder]:
-    """Stands in for the gateway's callback endpoint: records what the department posts."""
-    app = FastAPI()
-    server = start_in_thread(app)
-    record = Recorder(url=server.url + "/v1/callbacks/tax")
-
-    @app.post("/v1/callbacks/tax")
-    async def callback(request: Request) -> dict[str, str]:
-        record.record(dict(request.headers), await request.body())
-        return {"status": "received"}
-
-    yield record
-    server.stop()
+def recorder() -> Iterator[CallbackRecorder]:
+    with callback_recorder("tax") as record:
+        yield record
 
 
 @pytest.fixture
