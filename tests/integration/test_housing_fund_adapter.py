@@ -15,15 +15,11 @@ import pytest
 from adapters.housing_fund.adapter import HousingFundAdapter
 from gateway.domain.status import TaskStatus
 from gateway.sdk import (
-    DepartmentTimeout,
-    DepartmentUnavailable,
     InvalidCallback,
-    MalformedReply,
     NativeOutcome,
     hmac_hex,
 )
 from mocks.housing_fund.app import NATIVE_CODES
-from mocks.serving import free_port
 from tests.support.adapters import department_request, running_adapter
 from tests.support.callbacks import CallbackRecorder, callback_recorder
 
@@ -146,24 +142,8 @@ async def test_query_before_opening_is_technical(fund_mock):
     assert outcome.native_status == "900404" and entry is not None and entry.kind == "technical"
 
 
-@pytest.mark.parametrize(
-    ("fault", "error"),
-    [({"error_rate": 1.0}, DepartmentUnavailable), ({"outage": True}, DepartmentUnavailable),
-     ({"malformed_rate": 1.0}, MalformedReply), ({"timeout_rate": 1.0}, DepartmentTimeout)],
-    ids=["error", "outage", "malformed", "timeout"],
-)
-async def test_faults_are_technical(fund_mock, fault, error):
-    async with httpx.AsyncClient() as control:
-        await control.post(fund_mock.url + "/_mock/faults", json=fault)
-    async with running_adapter(HousingFundAdapter, fund_mock.url, timeout_s=0.5) as adapter:
-        with pytest.raises(error):
-            await adapter.submit(opening(case_id="case-fault"))
-
-
-async def test_refused_connection_is_unavailable():
-    async with running_adapter(HousingFundAdapter, f"http://127.0.0.1:{free_port()}") as adapter:
-        with pytest.raises(DepartmentUnavailable):
-            await adapter.submit(opening())
+# Faults of every kind (5xx, outage, malformed, time-out, refused connection) are checked for every adapter by
+# the conformance kit: tests/integration/test_conformance.py.
 
 
 def test_every_native_code_of_the_mock_is_mapped():

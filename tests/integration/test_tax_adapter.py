@@ -16,14 +16,10 @@ import pytest
 from adapters.tax.adapter import TaxAdapter
 from gateway.domain.status import TaskStatus
 from gateway.sdk import (
-    DepartmentTimeout,
-    DepartmentUnavailable,
     InvalidCallback,
-    MalformedReply,
     NativeOutcome,
     hmac_hex,
 )
-from mocks.serving import free_port
 from mocks.tax.app import NATIVE_CODES
 from tests.support.adapters import department_request, running_adapter
 from tests.support.callbacks import CallbackRecorder, callback_recorder
@@ -200,24 +196,8 @@ async def test_query_before_declaration_is_technical(tax_mock):
     assert outcome.native_status == "SB0404" and entry is not None and entry.kind == "technical"
 
 
-@pytest.mark.parametrize(
-    ("fault", "error"),
-    [({"error_rate": 1.0}, DepartmentUnavailable), ({"outage": True}, DepartmentUnavailable),
-     ({"malformed_rate": 1.0}, MalformedReply), ({"timeout_rate": 1.0}, DepartmentTimeout)],
-    ids=["error", "outage", "malformed", "timeout"],
-)
-async def test_faults_are_technical(tax_mock, fault, error):
-    async with httpx.AsyncClient() as control:
-        await control.post(tax_mock.url + "/_mock/faults", json=fault)
-    async with running_adapter(TaxAdapter, tax_mock.url, timeout_s=0.5) as adapter:
-        with pytest.raises(error):
-            await adapter.submit(declaration(case_id="case-fault"))
-
-
-async def test_refused_connection_is_unavailable():
-    async with running_adapter(TaxAdapter, f"http://127.0.0.1:{free_port()}") as adapter:
-        with pytest.raises(DepartmentUnavailable):
-            await adapter.submit(declaration())
+# Faults of every kind (5xx, outage, malformed, time-out, refused connection) are checked for every adapter by
+# the conformance kit: tests/integration/test_conformance.py.
 
 
 def test_every_native_code_of_the_mock_is_mapped():
