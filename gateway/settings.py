@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     poll_cap_s: float = 60.0
     breaker_failures: int = 5
     breaker_open_s: float = 10.0
+    outbox_timeout_s: float = 5.0  # per delivery to the webhook or the SMS gateway
     outbox_retry_cap_s: float = 60.0
     outbox_max_attempts: int = 500  # ~8 hours at the cap before an event is parked for ops
 

@@ -52,7 +52,7 @@ class OutboxDispatcher:
         self.services = services
         self.consumer = consumer
         settings = services.settings
-        self.http = httpx.AsyncClient(timeout=5.0)
+        self.http = httpx.AsyncClient(timeout=settings.outbox_timeout_s)
         self.webhook_url = settings.webhook_url
         self.webhook_secret = settings.webhook_secret
         self.sms_url = settings.sms_url

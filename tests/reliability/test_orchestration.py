@@ -254,3 +254,32 @@ def test_exhausted_retries_dead_letter_and_the_cli_replays_them(redis_url, tmp_p
         assert "0 dead-lettered task(s)" in after.stdout
     finally:
         gw.stop()
+
+
+def test_under_faults_everywhere_every_case_ends_each_registration_once_each_event_once(redis_url, tmp_path):
+    gw = start_gateway(tmp_path, redis_url, applicant_delay="0.1", breaker_failures=1000, retry_attempts=12,
+                       retry_max_s=30, outbox_retry_cap_s=0.5)
+    try:
+        for mock in ("hrss", "medical", "tax", "housing_fund", "e_license", "sms"):
+            gw.faults(mock, error_rate=0.2, malformed_rate=0.1, timeout_rate=0.03)
+        gw.webhook.refusal_rate = 0.3
+        sections = jiujiang_sections(gw)
+        matters = list(sections)
+        case_ids = []
+        for i in range(4):
+            person = applicant(division="360402", birth="19880202", sequence=200 + 10 * i + 3)
+            body = {"profile": "jiujiang", "channel": "online", "applicant": person, "matters": matters,
+                    "sections": {m: sections[m] for m in matters if sections.get(m)}, "delivery": "online"}
+            case_ids.append(gw.submit(body).json()["id"])
+        finals = [gw.wait_terminal(case_id, timeout=120) for case_id in case_ids]
+        assert all(t["status"] == "completed" for case in finals for t in case["tasks"]), \
+            [[(t["matter"], t["status"]) for t in c["tasks"]] for c in finals]
+        for department, expected in (("hrss", 8), ("medical", 4), ("tax", 4), ("housing_fund", 4)):
+            assert gw.stats(department)["registrations"] == expected, (department, gw.stats(department))
+        gw.webhook.refusal_rate = 0.0
+        for case_id in case_ids:
+            expected_events = int(gw.redis().hget(f"gw:{{{case_id}}}:case", "seq"))
+            events = case_events(gw, case_id, lambda es, n=expected_events: len({e["event_id"] for e in es}) >= n)
+            assert [e["seq"] for e in events] == list(range(1, expected_events + 1))  # each once, none missing
+    finally:
+        gw.stop()

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import json
 import os
+import random
 import threading
 import time
 import uuid
@@ -67,11 +68,12 @@ class Recorder:
         self.events: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.failing = False
+        self.refusal_rate = 0.0  # a flaky platform: refuse this share of deliveries at random
         app = FastAPI()
 
         @app.post("/events")
         async def receive(request: Request) -> Response:
-            if self.failing:
+            if self.failing or random.random() < self.refusal_rate:
                 return Response(status_code=503)
             self.events.append(json.loads(await request.body()))
             self.headers.append(dict(request.headers))
@@ -179,7 +181,7 @@ def test_settings(tmp_path: Path, redis_url: str, mocks: dict[str, RunningServer
         adapters={name: {"base_url": server.url, "timeout_s": 1.0} for name, server in mocks.items() if name != "sms"},
         sms_url=mocks["sms"].url if "sms" in mocks else None, webhook_url=webhook_url,
         retry_attempts=4, retry_max_s=5.0, retry_initial_s=0.05, retry_cap_s=0.2, redeliver_after_s=3.0,
-        poll_initial_s=0.2, poll_cap_s=1.0, breaker_failures=3, breaker_open_s=2.0,
+        poll_initial_s=0.2, poll_cap_s=1.0, breaker_failures=3, breaker_open_s=2.0, outbox_timeout_s=1.0,
     )
     values.update(overrides)
     return Settings(**values)
