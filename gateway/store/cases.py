@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -166,9 +165,9 @@ class CaseStore:
         event = self._event("case.accepted", case_id, None, {"matters": [t.matter for t in tasks]})
         status, value = await self._create(
             keys=[keys.idempotency(caller, idempotency_key), keys.case(case_id), keys.OUTBOX_STREAM,
-                  keys.TASK_STREAM, keys.OPEN_CASES, keys.caller_cases(caller), *task_keys],
+                  keys.TASK_STREAM, keys.OPEN_CASES, *task_keys],
             args=[request_hash, case_id, ttl_s, json.dumps({k: _encode(v) for k, v in sealed.items()}),
-                  deadline_ts, time.time(), json.dumps(task_payload), json.dumps(event), json.dumps(first_messages)],
+                  deadline_ts, json.dumps(task_payload), json.dumps(event), json.dumps(first_messages)],
         )
         if status == "created":
             return CreateResult(created=True, case_id=case_id)

@@ -25,10 +25,6 @@ def audit(case_id: str) -> str:
     return f"{PREFIX}:{{{case_id}}}:audit"
 
 
-def caller_cases(app_id: str) -> str:
-    return f"{PREFIX}:caller:{app_id}:cases"
-
-
 def idempotency(app_id: str, key: str) -> str:
     return f"{PREFIX}:idem:{app_id}:{key}"
 

@@ -1,9 +1,8 @@
 """Lua scripts: each is one atomic step, so no crash between two writes can leave a case half-done."""
 
-# KEYS: idempotency, case, outbox stream, task stream, open-cases zset, caller index, then per task: task key,
-#       request-id index key.
-# ARGV: request hash, case id, idempotency ttl, case fields JSON, deadline score, created score, tasks JSON
-#       [{fields}], created event JSON, first messages JSON [{matter, kind}]
+# KEYS: idempotency, case, outbox stream, task stream, open-cases zset, then per task: task key, request-id index key.
+# ARGV: request hash, case id, idempotency ttl, case fields JSON, deadline score, tasks JSON [{fields}],
+#       created event JSON, first messages JSON [{matter, kind}]
 # Returns {"created", case_id} or {"exists", stored value}.
 CREATE_CASE = """
 local existing = redis.call('GET', KEYS[1])
@@ -11,20 +10,19 @@ if existing then return {'exists', existing} end
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', tonumber(ARGV[3]))
 local case_fields = cjson.decode(ARGV[4])
 for k, v in pairs(case_fields) do redis.call('HSET', KEYS[2], k, v) end
-local tasks = cjson.decode(ARGV[7])
+local tasks = cjson.decode(ARGV[6])
 for i, t in ipairs(tasks) do
-  local task_key = KEYS[6 + 2 * i - 1]
-  local index_key = KEYS[6 + 2 * i]
+  local task_key = KEYS[5 + 2 * i - 1]
+  local index_key = KEYS[5 + 2 * i]
   for k, v in pairs(t.fields) do redis.call('HSET', task_key, k, v) end
   redis.call('SET', index_key, ARGV[2] .. '|' .. t.fields.matter)
 end
-for _, m in ipairs(cjson.decode(ARGV[9])) do
+for _, m in ipairs(cjson.decode(ARGV[8])) do
   redis.call('XADD', KEYS[4], '*', 'case_id', ARGV[2], 'matter', m.matter, 'kind', m.kind)
 end
 redis.call('ZADD', KEYS[5], tonumber(ARGV[5]), ARGV[2])
-redis.call('ZADD', KEYS[6], tonumber(ARGV[6]), ARGV[2])
 local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
-redis.call('XADD', KEYS[3], '*', 'case_id', ARGV[2], 'seq', seq, 'event', ARGV[8])
+redis.call('XADD', KEYS[3], '*', 'case_id', ARGV[2], 'seq', seq, 'event', ARGV[7])
 return {'created', ARGV[2]}
 """
 
