@@ -9,6 +9,9 @@ import structlog
 
 def configure_logging(level: str = "INFO", json_output: bool = False) -> None:
     logging.basicConfig(level=level, format="%(message)s")
+    # One line per department call is noise at INFO; our own logs and metrics say what matters.
+    for chatty in ("httpx", "httpcore", "zeep"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     # Plain tracebacks only: a pretty traceback prints local variables, and locals hold ID numbers and names.
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False) if json_output else structlog.dev.ConsoleRenderer(
