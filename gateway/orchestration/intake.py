@@ -96,7 +96,13 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
     existing = await _existing(services, caller, idempotency_key, digest)
     if existing is not None:
         return Accepted(created=False, view=existing)
-    outcome = validate_application(body, services.profiles, today=china_today())
+    channel = body.get("channel", "online") if isinstance(body, dict) else "online"
+    if channel == "online" and assertion is None and caller.kind != "window":
+        raise ApiError(401, ErrorItem("applicant.assertion.missing", "X-Applicant-Assertion",
+                                      "线上申请须提供申请人身份凭证",
+                                      "an online application needs the applicant's identity assertion"))
+    today = china_today()
+    outcome = validate_application(body, services.profiles, today=today)
     problems = [ErrorItem(p.code, p.field, p.message_zh, p.message_en) for p in outcome.errors]
     problems += _assertion_problems(outcome.application, body, assertion)
     if problems or outcome.application is None:
@@ -104,13 +110,8 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
             VALIDATION_REJECTIONS.labels(p.code).inc()
         raise ApiError(422, *problems)
     application = outcome.application
-    if application.channel == "online" and assertion is None and caller.kind != "window":
-        raise ApiError(401, ErrorItem("applicant.assertion.missing", "X-Applicant-Assertion",
-                                      "线上申请须提供申请人身份凭证", "an online application needs the applicant's "
-                                      "identity assertion"))
     case_id = uuid.uuid4().hex
     profile = services.profiles.get(application.profile)
-    today = china_today()
     tasks: list[NewTask] = []
     for code in application.matters:
         spec = profile.matter(code)
