@@ -243,6 +243,39 @@ def _ops_services() -> Any:
 
 audit_app = typer.Typer(help="Audit chains", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+outbox_app = typer.Typer(help="Events parked after their receivers refused them too often", no_args_is_help=True)
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.command("replay")
+def outbox_replay() -> None:
+    """Put parked events back on the outbox: delivered again, each once per channel, with a fresh back-off."""
+    from gateway.store import keys
+    from gateway.store.connection import connect
+
+    settings = _settings()
+    url, embedded = _redis_url(settings)
+
+    async def run() -> int:
+        redis = connect(url)
+        replayed = 0
+        try:
+            while (raw := await redis.lpop(keys.OUTBOX_DEAD)) is not None:
+                fields = json.loads(raw)
+                event_id = json.loads(fields["event"])["event_id"]
+                await redis.delete(f"{keys.PREFIX}:outbox:retry:{event_id}")
+                await redis.xadd(keys.OUTBOX_STREAM, fields)
+                replayed += 1
+        finally:
+            await redis.aclose()
+        return replayed
+
+    try:
+        count = asyncio.run(run())
+    finally:
+        if embedded:
+            embedded.stop()
+    typer.echo(f"replayed {count} parked event(s)")
 
 
 @audit_app.command("verify")

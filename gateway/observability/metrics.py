@@ -27,3 +27,7 @@ CALENDAR_FALLBACK = Counter("gateway_calendar_fallback_total",
                             "Deadlines computed with the Mon-Fri fallback for a year without holiday data", ["year"])
 OVERDUE_CASES = Gauge("gateway_overdue_cases", "Open cases past their promised deadline")
 QUEUE_PENDING = Gauge("gateway_task_stream_pending", "Task messages read but not yet acknowledged")
+DEAD_LETTER_SIZE = Gauge("gateway_dlq_size", "Tasks waiting in the dead-letter set for ops")
+DELAYED_SIZE = Gauge("gateway_delayed_messages", "Task messages waiting for their time (back-off, breaker, polls)")
+OUTBOX_BACKLOG = Gauge("gateway_outbox_pending", "Events read by a dispatcher but not yet delivered")
+OUTBOX_PARKED = Gauge("gateway_outbox_parked", "Events parked after repeated refusals (gateway outbox replay)")

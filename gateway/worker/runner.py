@@ -8,7 +8,14 @@ import time
 import structlog
 
 from gateway.bootstrap import Services
-from gateway.observability.metrics import OVERDUE_CASES, QUEUE_PENDING
+from gateway.observability.metrics import (
+    DEAD_LETTER_SIZE,
+    DELAYED_SIZE,
+    OUTBOX_BACKLOG,
+    OUTBOX_PARKED,
+    OVERDUE_CASES,
+    QUEUE_PENDING,
+)
 from gateway.store import keys
 from gateway.store.queue import TaskMessage
 
@@ -37,9 +44,7 @@ class Worker:
                     await queue.keep_alive(list(self.running))
                     idle_ms = int(self.services.settings.redeliver_after_s * 1000)
                     messages += [m for m in await queue.reclaim(idle_ms) if m.message_id not in self.running]
-                    QUEUE_PENDING.set(await queue.pending_count())
-                    # Open cases are scored by the end of their deadline day: a past score is an overdue case.
-                    OVERDUE_CASES.set(await self.services.redis.zcount(keys.OPEN_CASES, "-inf", time.time()))
+                    await self._observe_backlogs()
                 free = self.concurrency - len(self.inflight) - len(messages)
                 if free > 0:
                     messages += await queue.read(count=free, block_ms=200)
@@ -59,6 +64,17 @@ class Worker:
         if self.inflight:
             await asyncio.wait(self.inflight, timeout=30)
         log.info("worker stopped", consumer=queue.consumer)
+
+    async def _observe_backlogs(self) -> None:
+        redis = self.services.redis
+        QUEUE_PENDING.set(await self.services.queue.pending_count())
+        # Open cases are scored by the end of their deadline day: a past score is an overdue case.
+        OVERDUE_CASES.set(await redis.zcount(keys.OPEN_CASES, "-inf", time.time()))
+        DEAD_LETTER_SIZE.set(await redis.zcard(keys.DLQ))
+        DELAYED_SIZE.set(await redis.zcard(keys.DELAYED))
+        outbox = await redis.xpending(keys.OUTBOX_STREAM, keys.OUTBOX_GROUP)
+        OUTBOX_BACKLOG.set(int(outbox["pending"]) if outbox else 0)
+        OUTBOX_PARKED.set(await redis.llen(keys.OUTBOX_DEAD))
 
     def _spawn(self, message: TaskMessage) -> None:
         self.running.add(message.message_id)

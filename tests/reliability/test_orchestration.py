@@ -283,3 +283,30 @@ def test_under_faults_everywhere_every_case_ends_each_registration_once_each_eve
             assert [e["seq"] for e in events] == list(range(1, expected_events + 1))  # each once, none missing
     finally:
         gw.stop()
+
+
+def test_events_refused_too_often_are_parked_counted_and_replayed_from_the_cli(redis_url, tmp_path):
+    gw = start_gateway(tmp_path, redis_url, outbox_max_attempts=2, outbox_retry_cap_s=0.2, redeliver_after_s=1.0)
+    try:
+        gw.webhook.failing = True
+        case_id = gw.submit(medical_case()).json()["id"]
+        gw.wait_terminal(case_id)
+        expected = int(gw.redis().hget(f"gw:{{{case_id}}}:case", "seq"))
+        deadline = time.monotonic() + 30
+        while gw.redis().llen("gw:outbox:dead") < expected:
+            assert time.monotonic() < deadline, gw.redis().llen("gw:outbox:dead")
+            time.sleep(0.2)
+        deadline = time.monotonic() + 10
+        while metric(gw, "gateway_outbox_parked") < expected:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        gw.webhook.failing = False
+        env = dict(os.environ, GATEWAY_REDIS_URL=redis_url, GATEWAY_VAR_DIR=str(tmp_path / "var"))
+        replay = subprocess.run([str(Path(sys.executable).parent / "gateway"), "outbox", "replay"], env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert replay.returncode == 0 and f"replayed {expected} parked event(s)" in replay.stdout, replay.stderr
+        events = case_events(gw, case_id, lambda es: len(es) >= expected)
+        assert [e["seq"] for e in events] == list(range(1, expected + 1))  # each delivered once
+        assert gw.redis().llen("gw:outbox:dead") == 0
+    finally:
+        gw.stop()
