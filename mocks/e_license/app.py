@@ -49,6 +49,9 @@ ISSUABLE = (EMPLOYMENT_CERTIFICATE,)
 CITIZEN_ID = "111"  # holderTypeCode: citizen ID number (GB/T 36903)
 PREFIX = "1.2.156.3005.2."
 NAME_MISMATCH_MARK = "错"
+# Someone who changed their name (改名) and applies under the new one: this system matches on the ID number and still
+# holds the licences under the registered name, which the gateway must catch as a mismatch.
+RENAMED_MARK = "改"
 AUTH_HEADER = "X-Holder-Authorization"
 
 # Codes this system answers: `status` of an issue, or `errors[0].code` of a FAILURE.
@@ -286,7 +289,10 @@ def create_app() -> FastAPI:
         holder = citizen(number)
         found: list[dict[str, Any]] = []
         if len(number) == 18 and holder.who.has_e_license and name and not name.startswith(NAME_MISMATCH_MARK):
-            queried_names[number] = name
+            if name.startswith(RENAMED_MARK):
+                queried_names.pop(number, None)  # the licences keep the registered name
+            else:
+                queried_names[number] = name
             found = [metadata(code, holder) for code in wanted if code in HOLDER_LICENCES]
         return await answer(kind, envelope(found))
 

@@ -156,3 +156,13 @@ def test_a_region_added_as_a_profile_file_alone_takes_cases(redis_url, tmp_path)
             "employee_pension_enrolment": "completed", "contribution_declaration": "completed"}
     finally:
         gw.stop()
+
+
+def test_e_licenses_under_another_name_reject_the_case_with_the_reason(gw):
+    renamed = applicant(sequence=181, name="改名者")  # the licences carry the registered name: a mismatch
+    case_id = gw.submit(application(gw, "guangxi", ["employee_medical_enrolment"], renamed)).json()["id"]
+    case = gw.wait_terminal(case_id)
+    task = case["tasks"][0]
+    assert case["documents"]["status"] == "mismatch" and case["status"] == "rejected"
+    assert task["status"] == "rejected" and "电子证照" in task["reason"]
+    assert gw.stats("medical")["received"] == 0  # nothing was sent on data the licences contradict
