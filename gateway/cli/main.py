@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 import typer
 
 from gateway.runtime import run_gateway
 from gateway.settings import Settings
+from gateway.store.connection import StrRedis
+
+if TYPE_CHECKING:
+    from gateway.bootstrap import Services
+
+T = TypeVar("T")
 
 app = typer.Typer(help="灵活就业参保一件事 gateway", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_enable=False)
@@ -54,10 +62,51 @@ def _run(coroutine: Any) -> Any:
         raise typer.Exit(2) from exc
 
 
-def _redis_url(settings: Settings) -> tuple[str, Any]:
+@contextlib.contextmanager
+def _redis(settings: Settings) -> Iterator[str]:
+    """This command's Redis URL; an embedded server the command had to start stops with it."""
     from gateway.store.connection import resolve_redis_url
 
-    return resolve_redis_url(settings)
+    url, embedded = resolve_redis_url(settings)
+    try:
+        yield url
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+def _with_services(work: Callable[[Services], Awaitable[T]]) -> T:
+    """Run an ops command's work with the gateway's services, closed afterwards."""
+    from gateway.bootstrap import build_services
+
+    settings = _settings()
+
+    async def run() -> T:
+        services = await build_services(settings, url, consumer="ops", api=False)
+        try:
+            return await work(services)
+        finally:
+            await services.close()
+
+    with _redis(settings) as url:
+        return asyncio.run(run())
+
+
+def _with_connection(work: Callable[[Settings, StrRedis], Awaitable[T]]) -> T:
+    """Run an ops command's work with a bare Redis connection, for what needs no adapters or profiles."""
+    from gateway.store.connection import connect
+
+    settings = _settings()
+
+    async def run() -> T:
+        redis = connect(url)
+        try:
+            return await work(settings, redis)
+        finally:
+            await redis.aclose()
+
+    with _redis(settings) as url:
+        return asyncio.run(run())
 
 
 @app.command()
@@ -69,12 +118,8 @@ def api(port: int = typer.Option(None, help="API port (GATEWAY_API_PORT)"),
         typer.echo("gateway api needs GATEWAY_CALLERS_FILE, GATEWAY_IDENTITY_JWKS_FILE and GATEWAY_IDENTITY_ISSUER",
                    err=True)
         raise typer.Exit(2)
-    url, embedded = _redis_url(settings)
-    try:
+    with _redis(settings) as url:
         _run(run_gateway(settings, url, api=True, worker=False, consumer=f"api-{os.getpid()}"))
-    finally:
-        if embedded:
-            embedded.stop()
 
 
 @app.command()
@@ -82,13 +127,9 @@ def worker(metrics_port: int = typer.Option(0, help="serve this process's /metri
            name: str = typer.Option(None, help="consumer name in the group (default: host-pid)")) -> None:
     """A worker: task stream, department calls, outbox delivery. Run as many as needed."""
     settings = _settings()
-    url, embedded = _redis_url(settings)
     consumer = name or f"{os.uname().nodename}-{os.getpid()}"
-    try:
+    with _redis(settings) as url:
         _run(run_gateway(settings, url, api=False, worker=True, consumer=consumer, metrics_port=metrics_port or None))
-    finally:
-        if embedded:
-            embedded.stop()
 
 
 @app.command()
@@ -118,48 +159,47 @@ def up(port: int = typer.Option(8080, help="API port")) -> None:
     settings = _settings(api_port=port)
     var = settings.var_dir
     var.mkdir(parents=True, exist_ok=True)
-    url, embedded = _redis_url(settings)
     children: list[subprocess.Popen[bytes]] = []
-    try:
-        env: dict[str, str] = {}
-        if not settings.callers_file:
-            callers = var / "demo-callers.json"
-            caller = write_demo_callers(callers) if not callers.exists() else None
-            env["GATEWAY_CALLERS_FILE"] = str(callers)
-            shown = caller or json.loads(callers.read_text())[0]
-            shown = shown if isinstance(shown, dict) else shown.__dict__
-            typer.echo(f"demo caller: app_id={shown['app_id']} secret={shown['secret']} (from {callers})")
-        if not settings.identity_jwks_file:
-            jwks, key = write_demo_identity(var / "identity", "demo-idp")
-            env.update(GATEWAY_IDENTITY_JWKS_FILE=str(jwks), GATEWAY_IDENTITY_ISSUER="demo-idp")
-            typer.echo(f"demo identity service: issuer demo-idp, JWKS {jwks}, signing key {key} "
-                       "(gateway.client.mint_demo_assertion uses it)")
-        ports = {name: free_port() for name in settings.mock_ports}
-        env["GATEWAY_MOCK_PORTS"] = json.dumps(ports)
-        for name, mock_port in ports.items():
-            if name not in settings.adapters:
-                env[f"GATEWAY_ADAPTERS__{name.upper()}__BASE_URL"] = f"http://127.0.0.1:{mock_port}"
-        if not settings.sms_url:
-            env["GATEWAY_SMS_URL"] = f"http://127.0.0.1:{ports['sms']}"
-        child_env = {**os.environ, **env, "MOCK_APPLICANT_DELAY_S": os.environ.get("MOCK_APPLICANT_DELAY_S", "2")}
-        children.append(subprocess.Popen([sys.executable, "-m", "gateway", "mocks"], env=child_env))
-        _wait_for_ports(list(ports.values()), children[-1])
-        os.environ.update(env)
-        settings = _settings(api_port=port)
-        typer.echo(f"gateway up: API http://127.0.0.1:{port}  Redis {url}  (Ctrl-C stops everything)")
-        _run(run_gateway(settings, url, api=True, worker=True, consumer=f"up-{os.getpid()}"))
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-        if embedded:
-            embedded.stop()
-        typer.echo("gateway stopped")
+    # Children stop before the embedded Redis they use.
+    with _redis(settings) as url:
+        try:
+            env: dict[str, str] = {}
+            if not settings.callers_file:
+                callers = var / "demo-callers.json"
+                caller = write_demo_callers(callers) if not callers.exists() else None
+                env["GATEWAY_CALLERS_FILE"] = str(callers)
+                shown = caller or json.loads(callers.read_text())[0]
+                shown = shown if isinstance(shown, dict) else shown.__dict__
+                typer.echo(f"demo caller: app_id={shown['app_id']} secret={shown['secret']} (from {callers})")
+            if not settings.identity_jwks_file:
+                jwks, key = write_demo_identity(var / "identity", "demo-idp")
+                env.update(GATEWAY_IDENTITY_JWKS_FILE=str(jwks), GATEWAY_IDENTITY_ISSUER="demo-idp")
+                typer.echo(f"demo identity service: issuer demo-idp, JWKS {jwks}, signing key {key} "
+                           "(gateway.client.mint_demo_assertion uses it)")
+            ports = {name: free_port() for name in settings.mock_ports}
+            env["GATEWAY_MOCK_PORTS"] = json.dumps(ports)
+            for name, mock_port in ports.items():
+                if name not in settings.adapters:
+                    env[f"GATEWAY_ADAPTERS__{name.upper()}__BASE_URL"] = f"http://127.0.0.1:{mock_port}"
+            if not settings.sms_url:
+                env["GATEWAY_SMS_URL"] = f"http://127.0.0.1:{ports['sms']}"
+            child_env = {**os.environ, **env, "MOCK_APPLICANT_DELAY_S": os.environ.get("MOCK_APPLICANT_DELAY_S", "2")}
+            children.append(subprocess.Popen([sys.executable, "-m", "gateway", "mocks"], env=child_env))
+            _wait_for_ports(list(ports.values()), children[-1])
+            os.environ.update(env)
+            settings = _settings(api_port=port)
+            typer.echo(f"gateway up: API http://127.0.0.1:{port}  Redis {url}  (Ctrl-C stops everything)")
+            _run(run_gateway(settings, url, api=True, worker=True, consumer=f"up-{os.getpid()}"))
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.terminate()
+            for child in children:
+                try:
+                    child.wait(10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+            typer.echo("gateway stopped")
 
 
 def _wait_for_ports(ports: list[int], process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
@@ -233,14 +273,6 @@ def adapters_new(name: str, target: Path = typer.Option(Path("."), help="folder 
                "(see docs/integrators.md)")
 
 
-def _ops_services() -> Any:
-    from gateway.bootstrap import build_services
-
-    settings = _settings()
-    url, embedded = _redis_url(settings)
-    return settings, url, embedded, build_services
-
-
 audit_app = typer.Typer(help="Audit chains", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 outbox_app = typer.Typer(help="Events parked after their receivers refused them too often", no_args_is_help=True)
@@ -251,54 +283,30 @@ app.add_typer(outbox_app, name="outbox")
 def outbox_replay() -> None:
     """Put parked events back on the outbox: delivered again, each once per channel, with a fresh back-off."""
     from gateway.store import keys
-    from gateway.store.connection import connect
 
-    settings = _settings()
-    url, embedded = _redis_url(settings)
-
-    async def run() -> int:
-        redis = connect(url)
+    async def replay(_: Settings, redis: StrRedis) -> int:
         replayed = 0
-        try:
-            while (raw := await redis.lpop(keys.OUTBOX_DEAD)) is not None:
-                fields = json.loads(raw)
-                event_id = json.loads(fields["event"])["event_id"]
-                await redis.delete(f"{keys.PREFIX}:outbox:retry:{event_id}")
-                await redis.xadd(keys.OUTBOX_STREAM, fields)
-                replayed += 1
-        finally:
-            await redis.aclose()
+        while (raw := await redis.lpop(keys.OUTBOX_DEAD)) is not None:
+            fields = json.loads(raw)
+            event_id = json.loads(fields["event"])["event_id"]
+            await redis.delete(f"{keys.PREFIX}:outbox:retry:{event_id}")
+            await redis.xadd(keys.OUTBOX_STREAM, fields)
+            replayed += 1
         return replayed
 
-    try:
-        count = asyncio.run(run())
-    finally:
-        if embedded:
-            embedded.stop()
+    count = _with_connection(replay)
     typer.echo(f"replayed {count} parked event(s)")
 
 
 @audit_app.command("verify")
 def audit_verify(case_id: str) -> None:
     """Recompute a case's audit chain; exit 1 if any entry was altered, removed or reordered."""
-    from gateway.security.audit import AuditChain
-    from gateway.store.connection import connect
+    from gateway.security.audit import AuditChain, AuditReport
 
-    settings = _settings()
-    url, embedded = _redis_url(settings)
+    async def verify(settings: Settings, redis: StrRedis) -> AuditReport:
+        return await AuditChain(redis, settings.audit_hash).verify(case_id)
 
-    async def run() -> Any:
-        redis = connect(url)
-        try:
-            return await AuditChain(redis, settings.audit_hash).verify(case_id)
-        finally:
-            await redis.aclose()
-
-    try:
-        report = asyncio.run(run())
-    finally:
-        if embedded:
-            embedded.stop()
+    report = _with_connection(verify)
     for problem in report.problems:
         typer.echo(problem)
     typer.echo(f"{case_id}: {report.entries} entries, head {report.head or '-'}: "
@@ -310,26 +318,16 @@ def audit_verify(case_id: str) -> None:
 @dlq_app.command("list")
 def dlq_list() -> None:
     """Tasks that failed after exhausting their retries, with the last error."""
-    settings, url, embedded, build = _ops_services()
+    async def show(services: Services) -> None:
+        entries = await services.queue.dead_letters()
+        for case_id, matter, _failed_at in entries:
+            task = await services.store.get_task(case_id, matter)
+            if task is not None:
+                typer.echo(f"{case_id} {matter:30} {task.adapter:12} {task.status.value:8} "
+                           f"attempts={task.attempts} error={task.last_error}")
+        typer.echo(f"{len(entries)} dead-lettered task(s)")
 
-    async def run() -> None:
-        services = await build(settings, url, consumer="ops", api=False)
-        try:
-            entries = await services.queue.dead_letters()
-            for case_id, matter, _failed_at in entries:
-                task = await services.store.get_task(case_id, matter)
-                if task is not None:
-                    typer.echo(f"{case_id} {matter:30} {task.adapter:12} {task.status.value:8} "
-                               f"attempts={task.attempts} error={task.last_error}")
-            typer.echo(f"{len(entries)} dead-lettered task(s)")
-        finally:
-            await services.close()
-
-    try:
-        asyncio.run(run())
-    finally:
-        if embedded:
-            embedded.stop()
+    _with_services(show)
 
 
 @dlq_app.command("replay")
@@ -343,37 +341,28 @@ def dlq_replay(task: str = typer.Option(None, "--task", help="CASE_ID:MATTER"),
     if not task and not adapter:
         typer.echo("say which: --task CASE_ID:MATTER or --adapter NAME", err=True)
         raise typer.Exit(2)
-    settings, url, embedded, build = _ops_services()
 
-    async def run() -> int:
-        services = await build(settings, url, consumer="ops", api=False)
+    async def replay(services: Services) -> int:
         replayed = 0
-        try:
-            for case_id, matter, _ in await services.queue.dead_letters():
-                if task and task != f"{case_id}:{matter}":
-                    continue
-                record = await services.store.get_task(case_id, matter)
-                if record is None or (adapter and record.adapter != adapter):
-                    continue
-                result = await services.store.transition(case_id, matter, TaskStatus.QUEUED,
-                                                         {"last_error": "", "attempts": 0},
-                                                         event={"reason": "replayed from the DLQ"})
-                if result.moved:
-                    await services.queue.enqueue(case_id, matter, "submit")
-                    case = await services.store.get_case(case_id)
-                    if case is not None:  # open again: back on the overdue watch
-                        await services.redis.zadd(keys.OPEN_CASES, {case_id: deadline_score(case.deadline)})
-                    replayed += 1
-                await services.queue.forget_dead_letter(case_id, matter)
-        finally:
-            await services.close()
+        for case_id, matter, _ in await services.queue.dead_letters():
+            if task and task != f"{case_id}:{matter}":
+                continue
+            record = await services.store.get_task(case_id, matter)
+            if record is None or (adapter and record.adapter != adapter):
+                continue
+            result = await services.store.transition(case_id, matter, TaskStatus.QUEUED,
+                                                     {"last_error": "", "attempts": 0},
+                                                     event={"reason": "replayed from the DLQ"})
+            if result.moved:
+                await services.queue.enqueue(case_id, matter, "submit")
+                case = await services.store.get_case(case_id)
+                if case is not None:  # open again: back on the overdue watch
+                    await services.redis.zadd(keys.OPEN_CASES, {case_id: deadline_score(case.deadline)})
+                replayed += 1
+            await services.queue.forget_dead_letter(case_id, matter)
         return replayed
 
-    try:
-        count = asyncio.run(run())
-    finally:
-        if embedded:
-            embedded.stop()
+    count = _with_services(replay)
     typer.echo(f"replayed {count} task(s)")
     if task and not count:
         raise typer.Exit(1)
