@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 
 import jwt
@@ -57,8 +58,6 @@ class Services:
 
 
 def pii_cipher(settings: Settings) -> PiiCipher:
-    import base64
-
     key = base64.b64decode(settings.pii_key) if settings.pii_key else stored_secret(settings.var_dir, "pii.key", 32)
     return PiiCipher(key, settings.pii_cipher)
 

@@ -163,14 +163,11 @@ def create_app(settings: Settings, redis_url: str,
         try:
             target = services.links.verify(token)
         except InvalidLink as exc:
-            return JSONResponse({"errors": [{"code": exc.code, "field": "token", "message_zh": "链接无效或已过期",
-                                             "message_en": str(exc)}]}, status_code=403)
+            raise ApiError(403, ErrorItem(exc.code, "token", "链接无效或已过期", str(exc))) from exc
         task = await services.store.get_task(target.case_id, target.matter)
         url = (task.data.get("department_links") or {}).get(target.step) if task else None
         if not url:
-            return JSONResponse({"errors": [{"code": "link.unknown_step", "field": "token",
-                                             "message_zh": "链接对应的办理步骤不存在", "message_en": "no such step"}]},
-                                status_code=404)
+            raise ApiError(404, ErrorItem("link.unknown_step", "token", "链接对应的办理步骤不存在", "no such step"))
         return RedirectResponse(url, status_code=302)
 
     @app.get("/healthz")

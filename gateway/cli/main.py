@@ -289,7 +289,7 @@ def outbox_replay() -> None:
         while (raw := await redis.lpop(keys.OUTBOX_DEAD)) is not None:
             fields = json.loads(raw)
             event_id = json.loads(fields["event"])["event_id"]
-            await redis.delete(f"{keys.PREFIX}:outbox:retry:{event_id}")
+            await redis.delete(keys.outbox_retry(event_id))
             await redis.xadd(keys.OUTBOX_STREAM, fields)
             replayed += 1
         return replayed

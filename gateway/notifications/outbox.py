@@ -106,7 +106,7 @@ class OutboxDispatcher:
         # Chained before it is delivered, so whatever the receivers do, the case's history is on record.
         if not await self.audit.append(event, int(fields.get("seq", 0))):
             return False
-        retry_key = f"{keys.PREFIX}:outbox:retry:{event_id}"
+        retry_key = keys.outbox_retry(event_id)
         next_at = await redis.hget(retry_key, "next_at")
         if next_at and float(next_at) > time.time():
             return False
@@ -142,7 +142,7 @@ class OutboxDispatcher:
         return delivered
 
     async def _once(self, event: dict[str, Any], channel: str, send: Any) -> bool:
-        marker = f"gw:outbox:done:{event['event_id']}:{channel}"
+        marker = keys.outbox_done(event["event_id"], channel)
         if await self.services.redis.exists(marker):
             return True
         try:

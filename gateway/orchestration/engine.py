@@ -280,7 +280,7 @@ class Engine:
         if not all(t.status is TaskStatus.COMPLETED for t in tasks):
             return
         # One issuer per case even when two workers finish two tasks at once.
-        if not await self.store.redis.set(f"gw:{{{case.id}}}:certificate-lock", "1", nx=True, ex=300):
+        if not await self.store.redis.set(keys.certificate_lock(case.id), "1", nx=True, ex=300):
             return
         await self.issue_certificate(case, profile.certificate, profile.division_code)
 
@@ -303,7 +303,7 @@ class Engine:
         try:
             outcome = await self.call_department(adapter, operation, issue, None)
         except (TechnicalFault, BreakerOpen) as exc:
-            await self.store.redis.delete(f"gw:{{{case.id}}}:certificate-lock")
+            await self.store.redis.delete(keys.certificate_lock(case.id))
             await self.queue.enqueue(case.id, "", CERTIFICATE, delay_s=self.settings.retry_cap_s)
             log.warning("certificate issue deferred", case_id=case.id, error=str(exc)[:200])
             return

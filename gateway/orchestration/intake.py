@@ -173,14 +173,16 @@ def _conflict() -> ApiError:
                                    "this Idempotency-Key was used for another body"))
 
 
+# A failed task is not settled: it waits for ops, and its case stays on the overdue list.
+_SETTLED = {s.value for s in (TaskStatus.COMPLETED, TaskStatus.REJECTED, TaskStatus.SKIPPED, TaskStatus.CANCELLED)}
+
+
 async def overdue_cases(services: Services, caller: Caller) -> list[dict[str, Any]]:
     """Open cases of this caller whose promised deadline has passed."""
     case_ids = await services.redis.zrangebyscore(keys.OPEN_CASES, "-inf", time.time())
     views = []
     for case_id in case_ids:
         view = await read_case(services, case_id, caller)
-        if view is not None and any(t["status"] not in {s.value for s in (TaskStatus.COMPLETED, TaskStatus.REJECTED,
-                                                                          TaskStatus.SKIPPED, TaskStatus.CANCELLED)}
-                                    for t in view["tasks"]):
+        if view is not None and any(t["status"] not in _SETTLED for t in view["tasks"]):
             views.append(view)
     return views

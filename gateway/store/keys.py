@@ -39,3 +39,19 @@ def request_index(request_id: str) -> str:
 
 def breaker(adapter: str) -> str:
     return f"{PREFIX}:breaker:{adapter}"
+
+
+def certificate_lock(case_id: str) -> str:
+    return f"{PREFIX}:{{{case_id}}}:certificate-lock"
+
+
+def outbox_retry(event_id: str) -> str:
+    return f"{PREFIX}:outbox:retry:{event_id}"
+
+
+def outbox_done(event_id: str, channel: str) -> str:
+    return f"{PREFIX}:outbox:done:{event_id}:{channel}"
+
+
+def step_failures(message_id: str) -> str:
+    return f"{PREFIX}:step-failures:{message_id}"

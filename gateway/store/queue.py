@@ -103,7 +103,7 @@ class TaskQueue:
             await pipe.execute()
 
     async def count_failure(self, message_id: str) -> int:
-        key = f"{keys.PREFIX}:step-failures:{message_id}"
+        key = keys.step_failures(message_id)
         failures = int(await self.redis.incr(key))
         await self.redis.expire(key, 24 * 3600)
         return failures
