@@ -270,15 +270,22 @@ def create_app() -> FastAPI:
             return None
         return body if isinstance(body, dict) else None
 
-    @app.post("/api/license/query")
-    async def query(request: Request) -> Response:
+    async def admit_holder_call(request: Request) -> tuple[str, dict[str, Any] | None] | Response:
+        """What every call on a holder's licences does first: its fault, its count, the holder's authorization."""
         kind, refused = await business_faults()
         if refused:
             return refused
         state.received += 1
         if not authorized(request):
             return failure("E0401")
-        body = await read_json(request)
+        return kind, await read_json(request)
+
+    @app.post("/api/license/query")
+    async def query(request: Request) -> Response:
+        admitted = await admit_holder_call(request)
+        if isinstance(admitted, Response):
+            return admitted
+        kind, body = admitted
         if body is None or not all(isinstance(body.get(k), str) for k in ("holderName", "holderCode")):
             return failure("E0400", "请求参数错误：holderName、holderCode 必填")
         if body.get("holderTypeCode") != CITIZEN_ID:
@@ -298,13 +305,10 @@ def create_app() -> FastAPI:
 
     @app.post("/api/license/download")
     async def download(request: Request) -> Response:
-        kind, refused = await business_faults()
-        if refused:
-            return refused
-        state.received += 1
-        if not authorized(request):
-            return failure("E0401")
-        body = await read_json(request)
+        admitted = await admit_holder_call(request)
+        if isinstance(admitted, Response):
+            return admitted
+        kind, body = admitted
         if body is None or not isinstance(body.get("certIdentifier"), str):
             return failure("E0400", "请求参数错误：certIdentifier 必填")
         if not str(body.get("useCause") or "").strip():
