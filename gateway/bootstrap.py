@@ -81,7 +81,9 @@ async def build_services(settings: Settings, redis_url: str, *, consumer: str, a
             raise ConfigurationError("GATEWAY_IDENTITY_JWKS_FILE and GATEWAY_IDENTITY_ISSUER must be set: "
                                      "applicant assertions could not be verified")
         try:
-            identity = IdentityVerifier(settings.identity_jwks_file, settings.identity_issuer)
+            identity = IdentityVerifier(settings.identity_jwks_file, settings.identity_issuer,
+                                        audience=settings.identity_audience, max_age_s=settings.identity_max_age_s,
+                                        acr_allowed=settings.identity_acr_allowed)
         except (OSError, ValueError, jwt.PyJWTError) as exc:
             raise ConfigurationError(f"GATEWAY_IDENTITY_JWKS_FILE {settings.identity_jwks_file}: {exc}") from exc
     link_secret = settings.link_secret.encode() if settings.link_secret else stored_secret(

@@ -27,11 +27,13 @@ def signed_headers(app_id: str, secret: str, method: str, path_with_query: str, 
 
 
 def mint_demo_assertion(key_path: str | Path, id_number: str, name: str, *, issuer: str = "demo-idp",
-                        ttl_s: int = 600, acr: str = "L3") -> str:
-    """An applicant assertion signed with the demo identity key `gateway up` generated (never for production)."""
+                        ttl_s: int = 600, acr: str = "L3", audience: str = "flex-employment-gateway") -> str:
+    """A fresh, single-use applicant assertion signed with the demo identity key `gateway up` generated (never for
+    production)."""
     key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
     now = int(time.time())
-    claims = {"sub": id_number, "name": name, "acr": acr, "iss": issuer, "iat": now, "exp": now + ttl_s}
+    claims = {"sub": id_number, "name": name, "acr": acr, "iss": issuer, "aud": audience, "iat": now,
+              "exp": now + ttl_s, "jti": uuid.uuid4().hex}
     return jwt.encode(claims, key, algorithm="ES256", headers={"kid": issuer})  # type: ignore[arg-type]
 
 

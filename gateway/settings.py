@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     callers_file: Path | None = None
     identity_jwks_file: Path | None = None
     identity_issuer: str | None = None
+    # Applicant assertions: the `aud` they must name, their longest allowed lifetime (exp - iat), and the assurance
+    # levels (`acr`) accepted; an empty list accepts any level the identity service issues.
+    identity_audience: str = "flex-employment-gateway"
+    identity_max_age_s: int = 900
+    identity_acr_allowed: list[str] = Field(default_factory=list)
     profiles_dir: Path = REPO_ROOT / "profiles"
 
     adapters: dict[str, AdapterSettings] = Field(default_factory=dict)

@@ -326,7 +326,12 @@ class Engine:
         if not case.documents.get("status"):
             documents = await self._fetch_documents(case)
             await self.store.update_case(case_id, {"documents": documents})
-            await self.store.append_event(case_id, "case.documents", {"documents": {"status": documents["status"]}})
+            # The retrieval on record: under which authorization (assertion jti), which licences, for which matters.
+            await self.store.append_event(case_id, "case.documents", {
+                "documents": {"status": documents["status"]},
+                "authorization": {k: (case.authorization or {}).get(k) for k in ("jti", "issuer", "acr")},
+                "licences": [lic["kind"] for lic in documents.get("licenses", [])],
+                "purpose": case.matters})
             case.documents = documents
         tasks = await self.store.get_tasks(case_id, case.matters)
         if case.documents.get("status") == "mismatch":
@@ -347,7 +352,7 @@ class Engine:
             return {"status": "not_requested"}
         source: ELicenseSource = adapter
         name, id_number = str(case.applicant.get("name", "")), str(case.applicant.get("id_number", ""))
-        holder_authorization = case.authorization
+        holder_authorization = dict(case.authorization)
 
         async def fetch() -> NativeOutcome:
             found = await source.fetch_identity_documents(name, id_number, holder_authorization)

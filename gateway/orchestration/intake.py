@@ -74,16 +74,27 @@ async def read_case(services: Services, case_id: str, caller: Caller) -> dict[st
 
 def _assertion_problems(application: Application | None, body: Any,
                         assertion: ApplicantAssertion | None) -> list[ErrorItem]:
+    """The assertion must be the applicant's own: the same ID number and the same name as the application."""
     if assertion is None:
         return []
     applicant = body.get("applicant") if isinstance(body, dict) else None
-    id_number = (application.applicant["id_number"] if application else
-                 str((applicant or {}).get("id_number", "")).strip().upper() if isinstance(applicant, dict) else "")
+    if application is not None:
+        id_number, name = str(application.applicant["id_number"]), str(application.applicant.get("name", ""))
+    elif isinstance(applicant, dict):
+        id_number = str(applicant.get("id_number", "")).strip().upper()
+        name = str(applicant.get("name", "")).strip()
+    else:
+        id_number = name = ""
+    problems = []
     if id_number and assertion.subject != id_number:
-        return [ErrorItem("applicant.assertion.subject_mismatch", "applicant.id_number",
-                          "申请人身份凭证与申请表中的证件号码不一致",
-                          "the applicant assertion is for another ID number than the application")]
-    return []
+        problems.append(ErrorItem("applicant.assertion.subject_mismatch", "applicant.id_number",
+                                  "申请人身份凭证与申请表中的证件号码不一致",
+                                  "the applicant assertion is for another ID number than the application"))
+    if name and assertion.name.strip() != name:
+        problems.append(ErrorItem("applicant.assertion.name_mismatch", "applicant.name",
+                                  "申请人身份凭证与申请表中的姓名不一致",
+                                  "the applicant assertion is for another name than the application"))
+    return problems
 
 
 async def submit_case(services: Services, caller: Caller, idempotency_key: str, body: Any,
@@ -135,7 +146,7 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
             "delivery": application.delivery, "created_at": created_at, "deadline": deadline.isoformat(),
             "statutory_deadline": statutory or "", "matters": application.matters,
             "applicant": application.applicant, "agent": application.agent, "sections": application.sections,
-            "authorization": assertion.token if assertion else None,
+            "authorization": assertion.authorization() if assertion else None,
             "warnings": [{"code": w.code, "field": w.field, "message_zh": w.message_zh, "message_en": w.message_en}
                          for w in outcome.warnings],
             "certificates": [], "documents": {},
@@ -144,9 +155,16 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
         deadline_ts=deadline_score(deadline),
         ttl_s=services.settings.idempotency_ttl_s,
         first_messages=first,
+        # Kept past exp by more than the verifier's leeway, so the assertion cannot be replayed while it is valid.
+        spent_assertion=(keys.assertion_used(assertion.issuer, assertion.jti),
+                         assertion.expires_at - int(time.time()) + 60) if assertion else None,
     )
     if result.conflict:
         raise _conflict()
+    if result.replayed:
+        raise ApiError(401, ErrorItem("applicant.assertion.replayed", "X-Applicant-Assertion",
+                                      "申请人身份凭证已使用过，请重新认证",
+                                      "this applicant assertion was already used for another application"))
     if not result.created:
         view = await read_case(services, str(result.case_id), caller)
         if view is None:

@@ -156,8 +156,13 @@ class ELicenseSource(ABC):
     """What the e-license adapter offers besides matters: documents for the case, certificates at its end."""
 
     @abstractmethod
-    async def fetch_identity_documents(self, name: str, id_number: str, authorization: str) -> list[ELicense]:
-        """ID card and household register of the holder; [] when the system has no record."""
+    async def fetch_identity_documents(self, name: str, id_number: str,
+                                       authorization: Mapping[str, Any]) -> list[ELicense]:
+        """ID card and household register of the holder; [] when the system has no record.
+
+        `authorization` is the record of the holder's consent (assertion `jti`, issuer, level, times), passed on as
+        such: the call itself goes out under the gateway's own credential, never the applicant's token.
+        """
 
     @abstractmethod
     async def issue_certificate(self, request: DepartmentRequest, certificate_type: str) -> NativeOutcome:

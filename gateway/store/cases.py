@@ -96,7 +96,8 @@ class CaseRecord:
     certificates: list[dict[str, Any]]
     documents: dict[str, Any]
     statutory_deadline: str | None = None
-    authorization: str | None = None  # the applicant's identity assertion: what allows e-license retrieval
+    # The record of the applicant's consent (assertion jti, issuer, level, times): what allows e-license retrieval.
+    authorization: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,7 @@ class CreateResult:
     created: bool
     case_id: str | None  # the existing case when not created and the body matches
     conflict: bool = False  # the key was used for another body
+    replayed: bool = False  # the applicant assertion already created another case
 
 
 @dataclass(frozen=True)
@@ -144,8 +146,12 @@ class CaseStore:
 
     async def create(self, *, caller: str, idempotency_key: str, request_hash: str, case_id: str,
                      case_fields: dict[str, Any], tasks: list[NewTask], deadline_ts: float,
-                     ttl_s: int, first_messages: list[dict[str, str]]) -> CreateResult:
-        """Store the case, its tasks and its first queue messages in one atomic step with the idempotency key."""
+                     ttl_s: int, first_messages: list[dict[str, str]],
+                     spent_assertion: tuple[str, int] | None = None) -> CreateResult:
+        """Store the case, its tasks and its first queue messages in one atomic step with the idempotency key.
+
+        `spent_assertion` is (key, seconds until the assertion expires): the assertion is consumed in the same step.
+        """
         sealed = dict(case_fields)
         for name in ("applicant", "agent", "sections", "authorization"):
             sealed[name] = self.cipher.seal_json(case_fields.get(name), f"{case_id}:{name}")
@@ -163,14 +169,20 @@ class CaseStore:
         for t in tasks:
             task_keys += [keys.task(case_id, t.matter), keys.request_index(t.request_id)]
         event = self._event("case.accepted", case_id, None, {"matters": [t.matter for t in tasks]})
+        assertion_keys, assertion_ttl = [], 0
+        if spent_assertion:
+            assertion_keys, assertion_ttl = [spent_assertion[0]], max(1, spent_assertion[1])
         status, value = await self._create(
             keys=[keys.idempotency(caller, idempotency_key), keys.case(case_id), keys.OUTBOX_STREAM,
-                  keys.TASK_STREAM, keys.OPEN_CASES, *task_keys],
+                  keys.TASK_STREAM, keys.OPEN_CASES, *assertion_keys, *task_keys],
             args=[request_hash, case_id, ttl_s, json.dumps({k: _encode(v) for k, v in sealed.items()}),
-                  deadline_ts, json.dumps(task_payload), json.dumps(event), json.dumps(first_messages)],
+                  deadline_ts, json.dumps(task_payload), json.dumps(event), json.dumps(first_messages),
+                  assertion_ttl],
         )
         if status == "created":
             return CreateResult(created=True, case_id=case_id)
+        if status == "replayed":
+            return CreateResult(created=False, case_id=None, replayed=True)
         stored_hash, _, existing_id = str(value).partition("|")
         if stored_hash != request_hash:
             return CreateResult(created=False, case_id=None, conflict=True)

@@ -33,6 +33,11 @@ def nonce(app_id: str, value: str) -> str:
     return f"{PREFIX}:nonce:{app_id}:{value}"
 
 
+def assertion_used(issuer: str, jti: str) -> str:
+    """A spent applicant assertion, kept until it expires: each one creates at most one case."""
+    return f"{PREFIX}:assertion:{issuer}:{jti}"
+
+
 def request_index(request_id: str) -> str:
     return f"{PREFIX}:reqid:{request_id}"
 

@@ -1,19 +1,28 @@
 """Lua scripts: each is one atomic step, so no crash between two writes can leave a case half-done."""
 
-# KEYS: idempotency, case, outbox stream, task stream, open-cases zset, then per task: task key, request-id index key.
+# KEYS: idempotency, case, outbox stream, task stream, open-cases zset, [assertion jti when ARGV[9] > 0], then per
+#       task: task key, request-id index key.
 # ARGV: request hash, case id, idempotency ttl, case fields JSON, deadline score, tasks JSON [{fields}],
-#       created event JSON, first messages JSON [{matter, kind}]
-# Returns {"created", case_id} or {"exists", stored value}.
+#       created event JSON, first messages JSON [{matter, kind}], assertion jti ttl (0: no assertion).
+# Returns {"created", case_id}, {"exists", stored value} or {"replayed", ""} (the assertion was used before).
+# The idempotency key is looked at first, so a retry of the same request answers its case even though its
+# assertion is spent; the jti is consumed in the same step that creates the case, so it is used exactly once.
 CREATE_CASE = """
 local existing = redis.call('GET', KEYS[1])
 if existing then return {'exists', existing} end
+local jti_ttl = tonumber(ARGV[9])
+local first_task_key = 6
+if jti_ttl > 0 then
+  if redis.call('SET', KEYS[6], ARGV[2], 'NX', 'EX', jti_ttl) == false then return {'replayed', ''} end
+  first_task_key = 7
+end
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', tonumber(ARGV[3]))
 local case_fields = cjson.decode(ARGV[4])
 for k, v in pairs(case_fields) do redis.call('HSET', KEYS[2], k, v) end
 local tasks = cjson.decode(ARGV[6])
 for i, t in ipairs(tasks) do
-  local task_key = KEYS[5 + 2 * i - 1]
-  local index_key = KEYS[5 + 2 * i]
+  local task_key = KEYS[first_task_key + 2 * (i - 1)]
+  local index_key = KEYS[first_task_key + 2 * (i - 1) + 1]
   for k, v in pairs(t.fields) do redis.call('HSET', task_key, k, v) end
   redis.call('SET', index_key, ARGV[2] .. '|' .. t.fields.matter)
 end

@@ -54,11 +54,16 @@ class IdentityService:
         self.jwks_path.write_text(json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "x": b64(numbers.x),
                                                         "y": b64(numbers.y), "kid": issuer, "alg": "ES256"}]}))
 
-    def assertion(self, sub: str, name: str = "韦样例", *, exp_s: int = 600, issuer: str | None = None,
-                  key: ec.EllipticCurvePrivateKey | None = None) -> str:
+    def assertion(self, sub: str, name: str | None = "韦样例", *, exp_s: int = 600, issuer: str | None = None,
+                  key: ec.EllipticCurvePrivateKey | None = None, **claims: Any) -> str:
+        """A fresh single-use assertion for the gateway's audience; `claims` override or (as None) drop claims."""
         now = int(time.time())
-        claims = {"sub": sub, "name": name, "acr": "L3", "iss": issuer or self.issuer, "iat": now, "exp": now + exp_s}
-        return jwt.encode(claims, key or self.key, algorithm="ES256", headers={"kid": self.issuer})
+        payload: dict[str, Any] = {"sub": sub, "name": name, "acr": "L3", "iss": issuer or self.issuer,
+                                   "aud": "flex-employment-gateway", "iat": now, "exp": now + exp_s,
+                                   "jti": uuid.uuid4().hex}
+        payload.update(claims)
+        payload = {k: v for k, v in payload.items() if v is not None}
+        return jwt.encode(payload, key or self.key, algorithm="ES256", headers={"kid": self.issuer})
 
 
 class Recorder:
