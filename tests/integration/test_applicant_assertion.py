@@ -52,7 +52,8 @@ def test_an_assertion_without_the_required_claims_is_refused_and_nothing_is_stor
     person = body["applicant"]
     assert isinstance(person, dict)
     before = stored_cases(gw)
-    response = gw.submit(body, assertion=gw.identity.assertion(person["id_number"], **{"name": person["name"], **claims}))
+    token = gw.identity.assertion(person["id_number"], **{"name": person["name"], **claims})
+    response = gw.submit(body, assertion=token)
     assert response.status_code == 401 and codes(response) == [code], response.text
     assert stored_cases(gw) == before
 
