@@ -140,7 +140,9 @@ class Engine:
         )
         async for attempt in retrying:
             with attempt:
-                remaining = await self.breakers.open_for(name)
+                # A half-open breaker admits one probe, bounded by the backstop time-out below.
+                remaining = await self.breakers.admit(name, self.settings.adapter(name).timeout_s * 3,
+                                                      self.queue.consumer)
                 if remaining > 0:
                     raise BreakerOpen(remaining)
                 if task is not None:

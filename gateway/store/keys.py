@@ -46,6 +46,11 @@ def breaker(adapter: str) -> str:
     return f"{PREFIX}:breaker:{adapter}"
 
 
+def breaker_probe(adapter: str) -> str:
+    """Held by the one caller that probes a half-open breaker."""
+    return f"{PREFIX}:breaker:{adapter}:probe"
+
+
 def certificate_lock(case_id: str) -> str:
     return f"{PREFIX}:{{{case_id}}}:certificate-lock"
 

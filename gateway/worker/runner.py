@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import structlog
+from redis.exceptions import RedisError
 
 from gateway.bootstrap import Services
 from gateway.observability.metrics import (
@@ -52,14 +53,11 @@ class Worker:
                     await asyncio.wait(self.inflight, timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
                 for message in messages:
                     self._spawn(message)
-            except (ConnectionError, OSError, TimeoutError) as exc:
-                log.warning("worker lost Redis, retrying", error=str(exc)[:200])
+            except (RedisError, OSError) as exc:
+                log.warning("worker lost Redis, retrying", error=type(exc).__name__)
                 await asyncio.sleep(1)
-            except Exception as exc:  # the loop must outlive any one bad step; the message stays pending
-                if type(exc).__module__.startswith("redis"):
-                    log.warning("worker Redis error, retrying", error=str(exc)[:200])
-                else:
-                    log.exception("worker loop error")
+            except Exception:  # the loop must outlive any one bad step; the message stays pending
+                log.exception("worker loop error")
                 await asyncio.sleep(1)
         if self.inflight:
             await asyncio.wait(self.inflight, timeout=30)
@@ -91,7 +89,7 @@ class Worker:
             # number of times; then it is a poison message and its task goes to the dead-letter set.
             try:
                 failures = await self.services.queue.count_failure(message.message_id)
-            except Exception:  # Redis itself is away: the message simply stays pending
+            except (RedisError, OSError):  # Redis itself is away: the message simply stays pending
                 log.error("step failed and Redis is unreachable", case_id=message.case_id, matter=message.matter)
                 return
             log.error("step failed", case_id=message.case_id, matter=message.matter, kind=message.kind,
