@@ -65,8 +65,11 @@ def pii_cipher(settings: Settings) -> PiiCipher:
 async def build_services(settings: Settings, redis_url: str, *, consumer: str, api: bool,
                          adapter_classes: dict[str, type[DepartmentAdapter]] | None = None) -> Services:
     """Everything a process needs. A broken profile, callers file or JWKS refuses to start, with the reason."""
-    redis = connect(redis_url)
     adapters = AdapterManager(settings, adapter_classes)
+    problems = settings.timing_problems()
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    redis = connect(redis_url)
     profiles = ProfileRegistry.load_dir(settings.profiles_dir, known_operations=adapters.known_operations())
     authenticator = identity = None
     if api:
@@ -90,7 +93,7 @@ async def build_services(settings: Settings, redis_url: str, *, consumer: str, a
         settings.var_dir, "link.key", 32)
     links = LinkSigner(link_secret, settings.base_url, settings.link_ttl_s)
     store = CaseStore(redis, pii_cipher(settings))
-    queue = TaskQueue(redis, consumer)
+    queue = TaskQueue(redis, consumer, settings.redeliver_after_s)
     await queue.ensure_group()
     await adapters.start()
     breakers = CircuitBreakers(redis, settings.breaker_failures, settings.breaker_open_s)

@@ -74,11 +74,24 @@ class Settings(BaseSettings):
     breaker_failures: int = 5
     breaker_open_s: float = 10.0
     outbox_timeout_s: float = 5.0  # per delivery to the webhook or the SMS gateway
+    # An outbox event idle this long is reclaimed (a dead dispatcher's, or one waiting for its next try); live
+    # dispatchers refresh the events in hand every quarter of it, so a slow delivery is never posted twice.
+    outbox_redeliver_after_s: float = 5.0
+    outbox_concurrency: int = 64  # events in hand per dispatcher process
     outbox_retry_cap_s: float = 60.0
     outbox_max_attempts: int = 500  # ~8 hours at the cap before an event is parked for ops
 
     log_level: str = "INFO"
     log_json: bool = False
+
+    def timing_problems(self) -> list[str]:
+        """Timings that cannot work together: a consumer refreshes the entries in its hands every quarter of the
+        reclaim idle time and blocks at most 0.2 s per read, so a reclaim idle time under 1 s would let a live
+        consumer's entries be taken over between two refreshes. Steps longer than the idle time are fine: the
+        refresh keeps them (tested with a department and a webhook slower than the idle time)."""
+        return [f"{name} ({value:g} s) must be at least 1 s" for name, value in (
+            ("GATEWAY_REDELIVER_AFTER_S", self.redeliver_after_s),
+            ("GATEWAY_OUTBOX_REDELIVER_AFTER_S", self.outbox_redeliver_after_s)) if value < 1]
 
     def adapter(self, name: str) -> AdapterSettings:
         return self.adapters.get(name) or AdapterSettings(

@@ -21,7 +21,7 @@ from gateway.bootstrap import Services
 from gateway.observability.metrics import OUTBOX
 from gateway.security.audit import AuditChain
 from gateway.store import keys
-from gateway.store.queue import autoclaim_entries
+from gateway.store.consumer import ConsumerLoop, Entry, StreamConsumer
 
 log = structlog.get_logger("gateway.outbox")
 
@@ -59,47 +59,22 @@ class OutboxDispatcher:
         self.audit = AuditChain(services.redis, settings.audit_hash)
 
     async def run(self, stop: asyncio.Event) -> None:
-        redis = self.services.redis
-        last_reclaim = 0.0
+        """Cases in parallel, so one slow receiver call does not hold every applicant's SMS behind it; each case's
+        events in their order, so the platform sees a case's changes as they happened."""
+        settings = self.services.settings
+        stream = StreamConsumer(self.services.redis, keys.OUTBOX_STREAM, keys.OUTBOX_GROUP, self.consumer,
+                                reclaim_idle_s=settings.outbox_redeliver_after_s)
+        loop = ConsumerLoop(consumer=stream, handle=lambda entry: self.handle(*entry), give_up=self._park_poison,
+                            order_key=lambda entry: entry[1].get("case_id", ""),
+                            concurrency=settings.outbox_concurrency)
         try:
-            while not stop.is_set():
-                try:
-                    entries: list[tuple[str, dict[str, str]]] = []
-                    if time.monotonic() - last_reclaim > 2:
-                        last_reclaim = time.monotonic()
-                        reply = await redis.execute_command("XAUTOCLAIM", keys.OUTBOX_STREAM, keys.OUTBOX_GROUP,
-                                                            self.consumer, 3000, "0-0", "COUNT", 50)
-                        entries += autoclaim_entries(reply)
-                    reply = await redis.xreadgroup(keys.OUTBOX_GROUP, self.consumer, {keys.OUTBOX_STREAM: ">"},
-                                                   count=50, block=200)
-                    for _stream, items in reply or []:
-                        entries += [(mid, fields) for mid, fields in items if fields]
-                    await self.handle_all(entries)
-                except Exception as exc:  # delivery must outlive any error; unacknowledged events come back
-                    log.warning("outbox loop error", error=str(exc)[:200])
-                    await asyncio.sleep(1)
+            await loop.run(stop)
         finally:
             await self.http.aclose()
 
-    async def handle_all(self, entries: list[tuple[str, dict[str, str]]]) -> None:
-        """Cases in parallel, so one slow receiver call does not hold every applicant's SMS behind it; each case's
-        events in their order, so the platform sees a case's changes as they happened."""
-        by_case: dict[str, list[tuple[str, dict[str, str]]]] = {}
-        for message_id, fields in entries:
-            by_case.setdefault(fields.get("case_id", ""), []).append((message_id, fields))
-
-        async def one_case(items: list[tuple[str, dict[str, str]]]) -> None:
-            for message_id, fields in items:
-                if not await self.handle(message_id, fields):
-                    return  # later events of this case wait for this one: they come back in stream order
-
-        await asyncio.gather(*(one_case(items) for items in by_case.values()))
-
     async def handle(self, message_id: str, fields: dict[str, str]) -> bool:
-        """Deliver one event when its back-off allows; acknowledged once every channel took it, or when parked.
-
-        True when the event is done with (delivered or parked).
-        """
+        """Deliver one event when its back-off allows. True when it is done with (delivered on every channel, or
+        parked): the loop then acknowledges it; False leaves it pending until its next try."""
         redis = self.services.redis
         event = json.loads(fields["event"])
         event_id = event["event_id"]
@@ -111,7 +86,6 @@ class OutboxDispatcher:
         if next_at and float(next_at) > time.time():
             return False
         if await self.deliver(fields):
-            await self._ack(message_id)
             await redis.delete(retry_key)
             return True
         attempts = int(await redis.hincrby(retry_key, "attempts", 1))
@@ -121,15 +95,15 @@ class OutboxDispatcher:
         if attempts >= self.services.settings.outbox_max_attempts:
             # A receiver that refuses an event for this long needs a person: park it where ops can see it.
             await redis.rpush(keys.OUTBOX_DEAD, json.dumps(fields, ensure_ascii=False))
-            await self._ack(message_id)
             OUTBOX.labels("any", "dead_lettered").inc()
             log.error("outbox event parked after repeated refusals", event_id=event_id, attempts=attempts)
             return True
         return False
 
-    async def _ack(self, message_id: str) -> None:
-        await self.services.redis.xack(keys.OUTBOX_STREAM, keys.OUTBOX_GROUP, message_id)
-        await self.services.redis.xdel(keys.OUTBOX_STREAM, message_id)
+    async def _park_poison(self, entry: Entry, exc: Exception) -> None:
+        """An event whose handling keeps crashing (unreadable, say) is parked for ops like a refused one."""
+        await self.services.redis.rpush(keys.OUTBOX_DEAD, json.dumps(entry[1], ensure_ascii=False))
+        OUTBOX.labels("any", "dead_lettered").inc()
 
     async def deliver(self, fields: dict[str, str]) -> bool:
         event = json.loads(fields["event"])

@@ -74,10 +74,12 @@ class Recorder:
         self.headers: list[dict[str, str]] = []
         self.failing = False
         self.refusal_rate = 0.0  # a flaky platform: refuse this share of deliveries at random
+        self.delay_s = 0.0  # a slow platform: answer each delivery this late
         app = FastAPI()
 
         @app.post("/events")
         async def receive(request: Request) -> Response:
+            await asyncio.sleep(self.delay_s)
             if self.failing or random.random() < self.refusal_rate:
                 return Response(status_code=503)
             self.events.append(json.loads(await request.body()))
@@ -187,6 +189,7 @@ def test_settings(tmp_path: Path, redis_url: str, mocks: dict[str, RunningServer
         sms_url=mocks["sms"].url if "sms" in mocks else None, webhook_url=webhook_url,
         retry_attempts=4, retry_max_s=5.0, retry_initial_s=0.05, retry_cap_s=0.2, redeliver_after_s=3.0,
         poll_initial_s=0.2, poll_cap_s=1.0, breaker_failures=3, breaker_open_s=2.0, outbox_timeout_s=1.0,
+        outbox_redeliver_after_s=1.0,
     )
     values.update(overrides)
     return Settings(**values)
