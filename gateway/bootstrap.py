@@ -69,7 +69,7 @@ async def build_services(settings: Settings, redis_url: str, *, consumer: str, a
     problems = settings.timing_problems()
     if problems:
         raise ConfigurationError("; ".join(problems))
-    redis = connect(redis_url)
+    redis = connect(redis_url, settings.redis_ca_file)
     profiles = ProfileRegistry.load_dir(settings.profiles_dir, known_operations=adapters.known_operations())
     authenticator = identity = None
     if api:

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
 
     # Redis: an external server when set; otherwise an embedded one persisting under var_dir.
     redis_url: str | None = None
+    redis_ca_file: Path | None = None  # CA that signed the server certificate of a rediss:// Redis
     var_dir: Path = Path("var")
 
     api_host: str = "127.0.0.1"
@@ -30,6 +31,10 @@ class Settings(BaseSettings):
     api_port: int = 8080
     # How departments (callbacks) and applicants (H5 links) reach this gateway.
     public_base_url: str | None = None
+    # TLS on the API (both set: https); a client CA also requires callers to present a certificate it signed.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
 
     callers_file: Path | None = None
     identity_jwks_file: Path | None = None
@@ -100,7 +105,8 @@ class Settings(BaseSettings):
 
     @property
     def base_url(self) -> str:
-        return (self.public_base_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+        scheme = "https" if self.tls_cert_file else "http"
+        return (self.public_base_url or f"{scheme}://{self.api_host}:{self.api_port}").rstrip("/")
 
 
 @lru_cache

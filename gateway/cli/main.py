@@ -18,7 +18,7 @@ import typer
 
 from gateway.runtime import run_gateway
 from gateway.settings import Settings
-from gateway.store.connection import StrRedis
+from gateway.store.connection import StrRedis, redacted
 
 if TYPE_CHECKING:
     from gateway.bootstrap import Services
@@ -99,7 +99,7 @@ def _with_connection(work: Callable[[Settings, StrRedis], Awaitable[T]]) -> T:
     settings = _settings()
 
     async def run() -> T:
-        redis = connect(url)
+        redis = connect(url, settings.redis_ca_file)
         try:
             return await work(settings, redis)
         finally:
@@ -154,6 +154,7 @@ def up(port: int = typer.Option(8080, help="API port")) -> None:
     """API, worker, embedded Redis and the mock departments together: a gateway ready to take a case."""
     from gateway.security.applicant_identity import write_demo_identity
     from gateway.security.callers import write_demo_callers
+    from gateway.security.secrets import stored_secret
     from mocks.serving import free_port
 
     settings = _settings(api_port=port)
@@ -181,6 +182,10 @@ def up(port: int = typer.Option(8080, help="API port")) -> None:
             for name, mock_port in ports.items():
                 if name not in settings.adapters:
                     env[f"GATEWAY_ADAPTERS__{name.upper()}__BASE_URL"] = f"http://127.0.0.1:{mock_port}"
+                    # Both sides of the request signature: the gateway signs, the mock department checks.
+                    signing = stored_secret(var, f"signing-{name}", 32).hex()
+                    env[f"GATEWAY_ADAPTERS__{name.upper()}__SIGNING_SECRET"] = signing
+                    env[f"MOCK_{name.upper()}_GATEWAY_SECRET"] = signing
             if not settings.sms_url:
                 env["GATEWAY_SMS_URL"] = f"http://127.0.0.1:{ports['sms']}"
             child_env = {**os.environ, **env, "MOCK_APPLICANT_DELAY_S": os.environ.get("MOCK_APPLICANT_DELAY_S", "2")}
@@ -188,7 +193,8 @@ def up(port: int = typer.Option(8080, help="API port")) -> None:
             _wait_for_ports(list(ports.values()), children[-1])
             os.environ.update(env)
             settings = _settings(api_port=port)
-            typer.echo(f"gateway up: API http://127.0.0.1:{port}  Redis {url}  (Ctrl-C stops everything)")
+            scheme = "https" if settings.tls_cert_file else "http"
+            typer.echo(f"gateway up: API {scheme}://127.0.0.1:{port}  Redis {redacted(url)}  (Ctrl-C stops everything)")
             _run(run_gateway(settings, url, api=True, worker=True, consumer=f"up-{os.getpid()}"))
         finally:
             for child in children:

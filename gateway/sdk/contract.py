@@ -11,6 +11,7 @@ import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -27,6 +28,12 @@ class AdapterSettings(BaseModel):
     timeout_s: float = 5.0
     # The department's key for signing its callbacks to us (shared secret agreed at onboarding).
     callback_secret: str = "dev-callback-secret"
+    # Transport to the department: mutual TLS (our client certificate, their CA) and our signature on every request.
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+    ca_bundle_file: Path | None = None  # unset: the system's CAs
+    verify: bool = True  # False only for a department's test system with a self-made certificate
+    signing_secret: str | None = None  # HMAC-SHA256 key for X-Gateway-Signature; unset: requests go unsigned
     options: dict[str, Any] = {}
 
 

@@ -175,7 +175,8 @@ WINDOW = ("test-window", "test-window-secret")
 
 
 def test_settings(tmp_path: Path, redis_url: str, mocks: dict[str, RunningServer], identity: IdentityService,
-                  webhook_url: str, **overrides: Any) -> Settings:
+                  webhook_url: str, adapter_extra: dict[str, dict[str, Any]] | None = None,
+                  **overrides: Any) -> Settings:
     callers = tmp_path / "callers.json"
     callers.write_text(json.dumps([
         {"app_id": PLATFORM[0], "secret": PLATFORM[1], "name": "test platform"},
@@ -185,7 +186,8 @@ def test_settings(tmp_path: Path, redis_url: str, mocks: dict[str, RunningServer
     values: dict[str, Any] = dict(
         redis_url=redis_url, var_dir=tmp_path / "var", api_port=port, callers_file=callers,
         identity_jwks_file=identity.jwks_path, identity_issuer=identity.issuer,
-        adapters={name: {"base_url": server.url, "timeout_s": 1.0} for name, server in mocks.items() if name != "sms"},
+        adapters={name: {"base_url": server.url, "timeout_s": 1.0, **(adapter_extra or {}).get(name, {})}
+                  for name, server in mocks.items() if name != "sms"},
         sms_url=mocks["sms"].url if "sms" in mocks else None, webhook_url=webhook_url,
         retry_attempts=4, retry_max_s=5.0, retry_initial_s=0.05, retry_cap_s=0.2, redeliver_after_s=3.0,
         poll_initial_s=0.2, poll_cap_s=1.0, breaker_failures=3, breaker_open_s=2.0, outbox_timeout_s=1.0,
@@ -197,7 +199,7 @@ def test_settings(tmp_path: Path, redis_url: str, mocks: dict[str, RunningServer
 
 def start_gateway(tmp_path: Path, redis_url: str, *, mock_names: Iterable[str] = ALL_MOCKS,
                   applicant_delay: str = "off", mock_env: dict[str, str] | None = None,
-                  **overrides: Any) -> RunningGateway:
+                  adapter_extra: dict[str, dict[str, Any]] | None = None, **overrides: Any) -> RunningGateway:
     # The mocks read their behaviour from the environment when they are created, as they would at start-up.
     saved = dict(os.environ)
     os.environ.update({"MOCK_APPLICANT_DELAY_S": applicant_delay, "MOCK_HRSS_REVIEW_S": "0.3",
@@ -210,7 +212,7 @@ def start_gateway(tmp_path: Path, redis_url: str, *, mock_names: Iterable[str] =
     flush(redis_url)
     identity = IdentityService(tmp_path)
     webhook = Recorder()
-    settings = test_settings(tmp_path, redis_url, mocks, identity, webhook.url, **overrides)
+    settings = test_settings(tmp_path, redis_url, mocks, identity, webhook.url, adapter_extra, **overrides)
     started = threading.Event()
     holder: dict[str, Any] = {}
 
