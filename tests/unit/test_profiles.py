@@ -188,7 +188,9 @@ def test_catalogue_shape(registry):
     assert [m["code"] for m in cat["matters"]] == list(GUANGXI)
     for entry in cat["matters"]:
         assert set(entry) == {"code", "name_zh", "name_en", "department", "section_schema", "materials", "time_limits"}
-    assert cat["rules"]["time_limits"] == {"promised_working_days": 8, "statutory_working_days": 85}
+    assert cat["rules"]["time_limits"] == {
+        "promised_working_days": 8, "statutory_working_days": 85, "statutory_formula": "sum_of_matters"
+    }
     assert cat["rules"]["prerequisites"]["contribution_declaration"]["or_already_held"] is True
     json.dumps(cat, ensure_ascii=False)  # serialisable as is
     index = catalogue_index(registry)
@@ -357,6 +359,7 @@ def test_a_new_department_is_accepted_once_its_adapter_is_installed(tmp_path):
         doc["matters"][0].update(department="water_board", adapter="water_board", operation="water_application")
 
     path = _variant(tmp_path, change)
-    assert any("unknown adapter 'water_board'" in p for p in check_profile_file(path, known_operations=OPERATIONS).problems)
+    problems = check_profile_file(path, known_operations=OPERATIONS).problems
+    assert any("unknown adapter 'water_board'" in p for p in problems)
     installed = {**OPERATIONS, "water_board": {"water_application"}}
     assert check_profile_file(path, known_operations=installed).problems == []

@@ -205,8 +205,8 @@ def guangxi_applicant(number: str, **extra: Any) -> dict[str, Any]:
 
 
 def test_a_61_year_old_rural_man_enrols_in_the_resident_pension(registry):
-    """四.3(2): 「具有广西壮族自治区户籍、年满16周岁（不含在校学生），非国家机关和事业单位工作人员及不属于企业职工基本养老保险
-    制度覆盖范围的城乡居民，在户籍地参加城乡居民养老保险」: no upper age."""
+    """四.3(2): 「具有广西壮族自治区户籍、年满16周岁（不含在校学生），非国家机关和事业单位工作人员
+    及不属于企业职工基本养老保险制度覆盖范围的城乡居民，在户籍地参加城乡居民养老保险」: no upper age."""
     data = body("resident_pension_enrolment", applicant=guangxi_applicant(id_number("19650601")))
     assert codes(registry, data) == []
 
@@ -274,7 +274,8 @@ def test_resident_pension_needs_a_declared_guangxi_household(registry, declared,
 
 
 def test_hmt_permit_holders_enrol_where_they_live(registry):
-    """四.3(2): 「在广西壮族自治区内居住且办理港澳台居民居住证…持港澳台居民居住证可以在居住地参加城乡居民基本养老保险」."""
+    """四.3(2): 「在广西壮族自治区内居住且办理港澳台居民居住证…
+    持港澳台居民居住证可以在居住地参加城乡居民基本养老保险」."""
     applicant = {"name": "陈", "id_type": "hmt_residence_permit", "phone": "13912345678",
                  "id_number": id_number("19900307", division="810000")}
     assert codes(registry, body("resident_pension_enrolment", applicant=applicant)) == [

@@ -101,7 +101,8 @@ def _place(profile: Profile, matter: MatterSpec, check: HouseholdRegistration | 
     lives_here_only = ident.permit_region is not None or ident.id_type in ("foreign_permanent_residence", "passport")
     if isinstance(check, HouseholdOrResidence) or lives_here_only:
         declared = [c for c in ((residence,) if lives_here_only else (household, residence)) if c]
-        field = "residence_division_code" if lives_here_only or (residence and not household) else "household_division_code"
+        by_residence = lives_here_only or (residence and not household)
+        field = "residence_division_code" if by_residence else "household_division_code"
         where_zh = "居住地" if lives_here_only else "户籍地或居住地"
     else:
         declared = [household] if household else []
