@@ -187,7 +187,8 @@ def test_catalogue_shape(registry):
     assert set(cat) == {"profile", "name_zh", "name_en", "matters", "rules"}
     assert [m["code"] for m in cat["matters"]] == list(GUANGXI)
     for entry in cat["matters"]:
-        assert set(entry) == {"code", "name_zh", "name_en", "department", "section_schema", "materials", "time_limits"}
+        assert set(entry) == {"code", "name_zh", "name_en", "department", "section_schema", "materials", "time_limits",
+                              "statutory_working_days", "id_types", "notices"}
     assert cat["rules"]["time_limits"] == {
         "promised_working_days": 8, "statutory_working_days": 85, "statutory_formula": "sum_of_matters"
     }
