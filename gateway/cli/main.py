@@ -228,18 +228,27 @@ def _wait_for_ports(ports: list[int], process: subprocess.Popen[bytes], timeout_
 
 
 @profiles_app.command("check")
-def profiles_check(file: Path) -> None:
+def profiles_check(
+    file: Path,
+    strict: bool = typer.Option(False, "--strict", help="List the placeholders (values the seeds do not give) and "
+                                "fail when there are any: the production gate."),
+) -> None:
     """Validate a profile file; every problem with where it is."""
     from gateway.departments.registry import discover
-    from gateway.profiles.check import check_profile_file
+    from gateway.profiles.check import check_profile_file, placeholder_lines
 
     known = {name: set(found.cls.operations) for name, found in discover().items()}
-    problems = check_profile_file(file, known_operations=known)
-    for problem in problems:
+    result = check_profile_file(file, known_operations=known)
+    for problem in result.problems:
         typer.echo(problem)
-    if problems:
+    if result.problems:
         raise typer.Exit(1)
-    typer.echo(f"{file}: ok")
+    if strict and result.placeholders:
+        for line in placeholder_lines(file, result.placeholders):
+            typer.echo(line)
+        raise typer.Exit(1)
+    count = len(result.placeholders)
+    typer.echo(f"{file}: ok" + (f" ({count} placeholders; --strict lists them)" if count else ""))
 
 
 @adapters_app.command("list")

@@ -133,8 +133,8 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
             deadline=task_deadline(profile, code, application.channel, today, services.calendar).isoformat(),
             ready=not prerequisite))
     deadline = case_deadline(profile, application.matters, application.channel, today, services.calendar)
-    statutory = (services.calendar.add_working_days(today, profile.statutory_working_days).isoformat()
-                 if profile.statutory_working_days else None)
+    statutory_days = profile.statutory_days(application.matters)  # the profile's formula over this case's matters
+    statutory = services.calendar.add_working_days(today, statutory_days).isoformat() if statutory_days else None
     fetch_documents = (assertion is not None and E_LICENSE_ADAPTER in services.adapters.adapters)
     first = ([{"matter": "", "kind": DOCUMENTS}] if fetch_documents else
              [{"matter": t.matter, "kind": "submit"} for t in tasks if t.ready])

@@ -247,5 +247,6 @@ def flush(redis_url: str) -> None:
 
 
 def applicant(division: str = "450103", birth: str = "19900517", sequence: int = 123, **extra: Any) -> dict[str, Any]:
+    # The household is declared, as a platform pre-fills it (信息预填): here, where the mock population has it.
     return {"name": "韦样例", "id_type": "resident_id", "id_number": id_number(division, birth, sequence),
-            "phone": "13912345678", **extra}
+            "phone": "13912345678", "household_division_code": division, **extra}
