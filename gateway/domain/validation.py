@@ -38,6 +38,7 @@ from gateway.profiles.section_schema import required_fields, section_schema, sec
 
 __all__ = ["Application", "Problem", "ValidationOutcome", "materials_for", "validate_application"]
 
+MAX_PROBLEMS = 100  # errors (and warnings) reported at most: enough to fix a form, bounded for any input
 CHANNELS = ("online", "window")
 DELIVERIES = ("online", "post", "window")
 ID_TYPES = ("resident_id", "hmt_residence_permit", "other")
@@ -84,14 +85,17 @@ class ValidationOutcome:
 class _Report:
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    seen: set[Problem] = field(default_factory=set)  # de-duplication in constant time: linear in the input
 
     def add(self, code: str, path: str, zh: str, en: str) -> None:
         problem = Problem(code, path, zh, en)
-        if problem not in self.errors:
+        if problem not in self.seen and len(self.errors) < MAX_PROBLEMS:
+            self.seen.add(problem)
             self.errors.append(problem)
 
     def warn(self, code: str, path: str, zh: str, en: str) -> None:
-        self.warnings.append(Problem(code, path, zh, en))
+        if len(self.warnings) < MAX_PROBLEMS:
+            self.warnings.append(Problem(code, path, zh, en))
 
     def ignored(self, path: str) -> None:
         # The contract names the applicant's optional fields only as "those of the seeds' forms": a field we do

@@ -97,6 +97,7 @@ class CaseRecord:
     documents: dict[str, Any]
     statutory_deadline: str | None = None
     authorization: str | None = None  # the applicant's identity assertion: what allows e-license retrieval
+    operator: str | None = None  # the window clerk who took the case (X-Operator-Id), None online
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,8 @@ class CaseStore:
         task_keys: list[str] = []
         for t in tasks:
             task_keys += [keys.task(case_id, t.matter), keys.request_index(t.request_id)]
-        event = self._event("case.accepted", case_id, None, {"matters": [t.matter for t in tasks]})
+        event = self._event("case.accepted", case_id, None, {"matters": [t.matter for t in tasks],
+                                                             "operator": case_fields.get("operator") or None})
         status, value = await self._create(
             keys=[keys.idempotency(caller, idempotency_key), keys.case(case_id), keys.OUTBOX_STREAM,
                   keys.TASK_STREAM, keys.OPEN_CASES, *task_keys],
@@ -196,6 +198,7 @@ class CaseStore:
             agent=opened.get("agent"),
             sections=opened.get("sections") or {},
             authorization=opened.get("authorization"),
+            operator=raw.get("operator") or None,
             warnings=json.loads(raw.get("warnings", "[]")),
             certificates=json.loads(raw.get("certificates", "[]")),
             documents=json.loads(raw.get("documents", "{}")),

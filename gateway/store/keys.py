@@ -33,6 +33,14 @@ def nonce(app_id: str, value: str) -> str:
     return f"{PREFIX}:nonce:{app_id}:{value}"
 
 
+def rate_bucket(app_id: str) -> str:
+    return f"{PREFIX}:rate:{app_id}"  # hash: a caller's token bucket, shared by every API process
+
+
+def caller_open_cases(app_id: str) -> str:
+    return f"{PREFIX}:caller-open:{app_id}"  # sorted set: a caller's open case ids, scored by when they opened
+
+
 def request_index(request_id: str) -> str:
     return f"{PREFIX}:reqid:{request_id}"
 

@@ -165,6 +165,7 @@ class RunningGateway:
 
 PLATFORM = ("test-platform", "test-platform-secret")
 WINDOW = ("test-window", "test-window-secret")
+OPERATOR = "clerk-0042"  # the window clerk the window client signs as
 
 
 def test_settings(tmp_path: Path, redis_url: str, mocks: dict[str, RunningServer], identity: IdentityService,
@@ -225,8 +226,8 @@ def start_gateway(tmp_path: Path, redis_url: str, *, mock_names: Iterable[str] =
         raise RuntimeError(f"gateway did not start: {holder.get('error')!r}")
     base = settings.base_url
     return RunningGateway(settings=settings, redis_url=redis_url, client=GatewayClient(base, *PLATFORM),
-                          window_client=GatewayClient(base, *WINDOW), identity=identity, mocks=mocks,
-                          webhook=webhook, thread=thread, loop=holder["loop"], stop_event=holder["stop"])
+                          window_client=GatewayClient(base, *WINDOW, operator_id=OPERATOR), identity=identity,
+                          mocks=mocks, webhook=webhook, thread=thread, loop=holder["loop"], stop_event=holder["stop"])
 
 
 def flush(redis_url: str) -> None:
