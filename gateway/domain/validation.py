@@ -88,8 +88,10 @@ class _Report:
     seen: set[Problem] = field(default_factory=set)  # de-duplication in constant time: linear in the input
 
     def add(self, code: str, path: str, zh: str, en: str) -> None:
+        if len(self.errors) >= MAX_PROBLEMS:
+            return
         problem = Problem(code, path, zh, en)
-        if problem not in self.seen and len(self.errors) < MAX_PROBLEMS:
+        if problem not in self.seen:
             self.seen.add(problem)
             self.errors.append(problem)
 
