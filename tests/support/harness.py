@@ -120,7 +120,9 @@ class RunningGateway:
                                   assertion=assertion or None)
 
     def case(self, case_id: str) -> dict[str, Any]:
-        response = self.client.get_case(case_id)
+        """The case as its own caller sees it (a caller sees only its own cases)."""
+        owner = self.redis().hget(f"gw:{{{case_id}}}:case", "caller")
+        response = (self.window_client if owner == WINDOW[0] else self.client).get_case(case_id)
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
 
