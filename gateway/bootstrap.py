@@ -17,7 +17,8 @@ from gateway.profiles.loader import ProfileRegistry
 from gateway.resilience.breaker import CircuitBreakers
 from gateway.sdk import DepartmentAdapter
 from gateway.security.applicant_identity import IdentityVerifier
-from gateway.security.callers import CallerAuthenticator, load_callers
+from gateway.security.caller_quotas import CallerQuotas
+from gateway.security.callers import Caller, CallerAuthenticator, load_callers
 from gateway.security.links import LinkSigner
 from gateway.security.pii import PiiCipher
 from gateway.security.secrets import stored_secret
@@ -51,6 +52,8 @@ class Services:
     calendar: WorkingDayCalendar
     authenticator: CallerAuthenticator | None
     identity: IdentityVerifier | None
+    callers: dict[str, Caller]  # empty without GATEWAY_CALLERS_FILE (a worker then uses the global webhook)
+    quotas: CallerQuotas
 
     async def close(self) -> None:
         await self.adapters.close()
@@ -72,13 +75,16 @@ async def build_services(settings: Settings, redis_url: str, *, consumer: str, a
     redis = connect(redis_url, settings.redis_ca_file)
     profiles = ProfileRegistry.load_dir(settings.profiles_dir, known_operations=adapters.known_operations())
     authenticator = identity = None
+    callers: dict[str, Caller] = {}
+    if settings.callers_file is not None:  # the worker too: a caller's own webhook
+        try:
+            callers = load_callers(settings.callers_file, profiles.codes(),
+                                   {m.code for code in profiles.codes() for m in profiles.get(code).matters})
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            raise ConfigurationError(f"GATEWAY_CALLERS_FILE {settings.callers_file}: {exc}") from exc
     if api:
         if settings.callers_file is None:
             raise ConfigurationError("GATEWAY_CALLERS_FILE is not set: no caller could be authenticated")
-        try:
-            callers = load_callers(settings.callers_file)
-        except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise ConfigurationError(f"GATEWAY_CALLERS_FILE {settings.callers_file}: {exc}") from exc
         authenticator = CallerAuthenticator(callers, redis, settings.signature_window_s)
         if settings.identity_jwks_file is None or not settings.identity_issuer:
             raise ConfigurationError("GATEWAY_IDENTITY_JWKS_FILE and GATEWAY_IDENTITY_ISSUER must be set: "
@@ -102,4 +108,4 @@ async def build_services(settings: Settings, redis_url: str, *, consumer: str, a
     calendar = WorkingDayCalendar(settings.calendar_overrides_file, on_fallback=_calendar_fallback)
     return Services(settings=settings, redis=redis, store=store, queue=queue, profiles=profiles, adapters=adapters,
                     engine=engine, links=links, calendar=calendar,
-                    authenticator=authenticator, identity=identity)
+                    authenticator=authenticator, identity=identity, callers=callers, quotas=CallerQuotas(redis))

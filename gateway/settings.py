@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     # Holiday data for years chinese-calendar does not know yet; ops can mount a newer file than the packaged one.
     calendar_overrides_file: Path | None = None
 
+    # Bounded input: bodies over these are 413 (checked from Content-Length, chunked ones counted as they arrive);
+    # POST /v1/cases carries a card photo at most, every other route (callbacks included) far less.
+    max_case_body_bytes: int = 256 * 1024
+    max_callback_body_bytes: int = 64 * 1024
+    max_json_depth: int = 32
+    max_json_list_items: int = 1000
+    # uvicorn: connections served at once (beyond: 503), and the largest request head (headers) it buffers.
+    api_limit_concurrency: int = 1000
+    api_max_header_bytes: int = 16 * 1024
+
     idempotency_ttl_s: int = 7 * 24 * 3600
     signature_window_s: int = 300
     link_ttl_s: int = 7 * 24 * 3600

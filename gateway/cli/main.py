@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -373,6 +374,7 @@ def dlq_replay(task: str = typer.Option(None, "--task", help="CASE_ID:MATTER"),
                 case = await services.store.get_case(case_id)
                 if case is not None:  # open again: back on the overdue watch
                     await services.redis.zadd(keys.OPEN_CASES, {case_id: deadline_score(case.deadline)})
+                    await services.redis.zadd(keys.caller_open_cases(case.caller), {case_id: time.time()})
                 replayed += 1
             await services.queue.forget_dead_letter(case_id, matter)
         return replayed

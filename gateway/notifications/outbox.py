@@ -8,6 +8,7 @@ that a retry for the other channel never sends it twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
@@ -109,8 +110,9 @@ class OutboxDispatcher:
         event = json.loads(fields["event"])
         event["seq"] = int(fields.get("seq", 0))
         delivered = True
-        if self.webhook_url:
-            delivered &= await self._once(event, "webhook", self._webhook)
+        webhook = await self._webhook_of(event["case_id"])
+        if webhook is not None:
+            delivered &= await self._once(event, "webhook", functools.partial(self._webhook, *webhook))
         if self.sms_url and sms_text(event) is not None:
             delivered &= await self._once(event, "sms", self._sms)
         return delivered
@@ -129,13 +131,18 @@ class OutboxDispatcher:
             await self.services.redis.set(marker, "1", ex=7 * 24 * 3600)
         return ok
 
-    async def _webhook(self, event: dict[str, Any]) -> bool:
-        assert self.webhook_url
+    async def _webhook_of(self, case_id: str) -> tuple[str, str] | None:
+        """The case's caller's own webhook when it has one, else the gateway's (None: not delivered)."""
+        caller = self.services.callers.get(await self.services.redis.hget(keys.case(case_id), "caller") or "")
+        if caller is not None and caller.webhook_url and caller.webhook_secret:
+            return caller.webhook_url, caller.webhook_secret
+        return (self.webhook_url, self.webhook_secret) if self.webhook_url else None
+
+    async def _webhook(self, url: str, secret: str, event: dict[str, Any]) -> bool:
         body = json.dumps(event, ensure_ascii=False).encode()
         timestamp = str(int(time.time()))
-        signature = hmac.new(self.webhook_secret.encode(), timestamp.encode() + b"\n" + body,
-                             hashlib.sha256).hexdigest()
-        response = await self.http.post(self.webhook_url, content=body, headers={
+        signature = hmac.new(secret.encode(), timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+        response = await self.http.post(url, content=body, headers={
             "Content-Type": "application/json", "X-Gateway-Event-Id": event["event_id"],
             "X-Gateway-Timestamp": timestamp, "X-Gateway-Signature": signature})
         return response.is_success

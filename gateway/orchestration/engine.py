@@ -276,6 +276,7 @@ class Engine:
 
     async def finish_case(self, case: CaseRecord, tasks: list[TaskRecord]) -> None:
         await self.store.redis.zrem(keys.OPEN_CASES, case.id)
+        await self.store.redis.zrem(keys.caller_open_cases(case.caller), case.id)
         profile = self.profiles.get(case.profile)
         if not profile.certificate or case.certificates:
             return

@@ -98,6 +98,7 @@ class CaseRecord:
     statutory_deadline: str | None = None
     # The record of the applicant's consent (assertion jti, issuer, level, times): what allows e-license retrieval.
     authorization: dict[str, Any] | None = None
+    operator: str | None = None  # the window clerk who took the case (X-Operator-Id), None online
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,8 @@ class CaseStore:
         task_keys: list[str] = []
         for t in tasks:
             task_keys += [keys.task(case_id, t.matter), keys.request_index(t.request_id)]
-        event = self._event("case.accepted", case_id, None, {"matters": [t.matter for t in tasks]})
+        event = self._event("case.accepted", case_id, None, {"matters": [t.matter for t in tasks],
+                                                             "operator": case_fields.get("operator") or None})
         assertion_keys, assertion_ttl = [], 0
         if spent_assertion:
             assertion_keys, assertion_ttl = [spent_assertion[0]], max(1, spent_assertion[1])
@@ -208,6 +210,7 @@ class CaseStore:
             agent=opened.get("agent"),
             sections=opened.get("sections") or {},
             authorization=opened.get("authorization"),
+            operator=raw.get("operator") or None,
             warnings=json.loads(raw.get("warnings", "[]")),
             certificates=json.loads(raw.get("certificates", "[]")),
             documents=json.loads(raw.get("documents", "{}")),

@@ -38,6 +38,14 @@ def assertion_used(issuer: str, jti: str) -> str:
     return f"{PREFIX}:assertion:{issuer}:{jti}"
 
 
+def rate_bucket(app_id: str) -> str:
+    return f"{PREFIX}:rate:{app_id}"  # hash: a caller's token bucket, shared by every API process
+
+
+def caller_open_cases(app_id: str) -> str:
+    return f"{PREFIX}:caller-open:{app_id}"  # sorted set: a caller's open case ids, scored by when they opened
+
+
 def request_index(request_id: str) -> str:
     return f"{PREFIX}:reqid:{request_id}"
 

@@ -26,7 +26,7 @@ def test_a_cases_history_is_chained_and_tampering_is_found(redis_url, tmp_path):
     try:
         body = {"profile": "guangxi", "channel": "window", "applicant": applicant(), "delivery": "window",
                 "matters": ["employee_medical_enrolment"], "sections": {"employee_medical_enrolment": MEDICAL_SECTION}}
-        case_id = gw.submit(body, assertion=False).json()["id"]
+        case_id = gw.submit(body, assertion=False, window=True).json()["id"]
         gw.wait_terminal(case_id)
         events = gw.wait_events(lambda es: any(e["case_id"] == case_id and e.get("status") == "completed"
                                                for e in es))

@@ -127,7 +127,9 @@ class RunningGateway:
                                   assertion=assertion or None)
 
     def case(self, case_id: str) -> dict[str, Any]:
-        response = self.client.get_case(case_id)
+        """The case as its own caller sees it (a caller sees only its own cases)."""
+        owner = self.redis().hget(f"gw:{{{case_id}}}:case", "caller")
+        response = (self.window_client if owner == WINDOW[0] else self.client).get_case(case_id)
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
 
@@ -172,6 +174,7 @@ class RunningGateway:
 
 PLATFORM = ("test-platform", "test-platform-secret")
 WINDOW = ("test-window", "test-window-secret")
+OPERATOR = "clerk-0042"  # the window clerk the window client signs as
 
 
 def test_settings(tmp_path: Path, redis_url: str, mocks: dict[str, RunningServer], identity: IdentityService,
@@ -235,8 +238,8 @@ def start_gateway(tmp_path: Path, redis_url: str, *, mock_names: Iterable[str] =
         raise RuntimeError(f"gateway did not start: {holder.get('error')!r}")
     base = settings.base_url
     return RunningGateway(settings=settings, redis_url=redis_url, client=GatewayClient(base, *PLATFORM),
-                          window_client=GatewayClient(base, *WINDOW), identity=identity, mocks=mocks,
-                          webhook=webhook, thread=thread, loop=holder["loop"], stop_event=holder["stop"])
+                          window_client=GatewayClient(base, *WINDOW, operator_id=OPERATOR), identity=identity,
+                          mocks=mocks, webhook=webhook, thread=thread, loop=holder["loop"], stop_event=holder["stop"])
 
 
 def flush(redis_url: str) -> None:
