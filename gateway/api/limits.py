@@ -53,7 +53,8 @@ class BodyLimit:
 
 
 def check_json_shape(body: Any, max_depth: int, max_items: int) -> None:
-    """422 for a body nested deeper or with a longer list than any application needs; linear, no recursion."""
+    """422 for a body nested deeper, or with a longer list or a larger object, than any application needs; linear,
+    no recursion."""
     stack: list[tuple[Any, int, str]] = [(body, 1, "")]
     while stack:
         node, depth, path = stack.pop()
@@ -61,6 +62,9 @@ def check_json_shape(body: Any, max_depth: int, max_items: int) -> None:
             raise ApiError(422, ErrorItem("body.too_deep", path, f"请求体嵌套超过 {max_depth} 层",
                                           f"the body is nested deeper than {max_depth} levels"))
         if isinstance(node, dict):
+            if len(node) > max_items:
+                raise ApiError(422, ErrorItem("body.object_too_large", path, f"对象超过 {max_items} 个字段",
+                                              f"an object has more than {max_items} members"))
             stack += [(value, depth + 1, f"{path}.{key}" if path else str(key)) for key, value in node.items()]
         elif isinstance(node, list):
             if len(node) > max_items:
