@@ -67,6 +67,7 @@ def write_demo_callers(path: Path) -> Caller:
     caller = Caller("demo-platform", secrets.token_hex(16), "demo platform (created by gateway up)")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([caller.__dict__], indent=2), encoding="utf-8")
+    path.chmod(0o600)  # it holds the caller's secret
     return caller
 
 
