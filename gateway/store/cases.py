@@ -269,10 +269,8 @@ class CaseStore:
     def _open(self, value: str, associated: str) -> Any:
         if is_sealed(value):
             return self.cipher.open_json(value, associated)
-        try:  # written before this field was sealed
-            return json.loads(value)
-        except ValueError:
-            return value
+        # Written before this field was sealed: JSON for the structured fields, the text itself for the others.
+        return json.loads(value) if value[:1] in ("{", "[") else value
 
     def _seal_task(self, case_id: str, matter: str, fields: dict[str, Any]) -> dict[str, str]:
         return {k: self.cipher.seal_json(v, task_field_associated(case_id, matter, k)) if k in TASK_SEALED
