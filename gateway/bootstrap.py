@@ -17,6 +17,7 @@ from gateway.profiles.loader import ProfileRegistry
 from gateway.resilience.breaker import CircuitBreakers
 from gateway.sdk import DepartmentAdapter
 from gateway.security.applicant_identity import IdentityVerifier
+from gateway.security.audit import AuditSigner
 from gateway.security.caller_quotas import CallerQuotas
 from gateway.security.callers import Caller, CallerAuthenticator, load_callers
 from gateway.security.links import LinkSigner
@@ -61,8 +62,25 @@ class Services:
 
 
 def pii_cipher(settings: Settings) -> PiiCipher:
-    key = base64.b64decode(settings.pii_key) if settings.pii_key else stored_secret(settings.var_dir, "pii.key", 32)
-    return PiiCipher(key, settings.pii_cipher)
+    if settings.pii_keys:
+        ring = {key_id: base64.b64decode(value) for key_id, value in settings.pii_keys.items()}
+    elif settings.pii_key:
+        ring = {"k0": base64.b64decode(settings.pii_key)}
+    else:
+        ring = {"dev": stored_secret(settings.var_dir, "pii.key", 32)}
+    try:
+        return PiiCipher(ring, settings.pii_cipher, current=settings.pii_key_id)
+    except ValueError as exc:
+        raise ConfigurationError(f"GATEWAY_PII_KEYS / GATEWAY_PII_KEY_ID: {exc}") from exc
+
+
+def audit_signer(settings: Settings) -> AuditSigner:
+    key = (base64.b64decode(settings.audit_key) if settings.audit_key
+           else stored_secret(settings.var_dir, "audit.key", 32))
+    try:
+        return AuditSigner(key, settings.audit_hash)
+    except ValueError as exc:
+        raise ConfigurationError(f"GATEWAY_AUDIT_KEY: {exc}") from exc
 
 
 async def build_services(settings: Settings, redis_url: str, *, consumer: str, api: bool,
@@ -98,7 +116,7 @@ async def build_services(settings: Settings, redis_url: str, *, consumer: str, a
     link_secret = settings.link_secret.encode() if settings.link_secret else stored_secret(
         settings.var_dir, "link.key", 32)
     links = LinkSigner(link_secret, settings.base_url, settings.link_ttl_s)
-    store = CaseStore(redis, pii_cipher(settings))
+    store = CaseStore(redis, pii_cipher(settings), audit_signer(settings))
     queue = TaskQueue(redis, consumer, settings.redeliver_after_s)
     await queue.ensure_group()
     await adapters.start()

@@ -56,9 +56,17 @@ class Settings(BaseSettings):
 
     # Secrets generated under var_dir/secrets when unset (fine for a newcomer; production sets them).
     link_secret: str | None = None
-    pii_key: str | None = None  # base64 of 32 bytes: AES-256 uses them all, SM4 the first 16
+    # The PII keyring: {key id: base64 of 32 bytes} and the id sealing new values; older keys stay to open what
+    # they sealed until `gateway keys rotate` re-sealed it. `pii_key` alone is the keyring {"k0": pii_key}; with
+    # neither, a key generated under var_dir/secrets (id "dev").
+    pii_keys: dict[str, str] = Field(default_factory=dict)
+    pii_key_id: str | None = None
+    pii_key: str | None = None
     pii_cipher: Literal["aes-gcm", "sm4-gcm"] = "aes-gcm"
-    audit_hash: Literal["sha256", "sm3"] = "sha256"  # SM3 (GB/T 32905) where the system is assessed for 密评
+    # The audit chain's HMAC (SM3, GB/T 32905, where the system is assessed for 密评) and its key (base64, at least
+    # 32 bytes), kept outside Redis: generated under var_dir/secrets when unset.
+    audit_hash: Literal["sha256", "sm3"] = "sha256"
+    audit_key: str | None = None
     # Holiday data for years chinese-calendar does not know yet; ops can mount a newer file than the packaged one.
     calendar_overrides_file: Path | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -107,7 +108,8 @@ def create_app(settings: Settings, redis_url: str,
                            ) from exc
         check_json_shape(body, settings.max_json_depth, settings.max_json_list_items)
         accepted = await submit_case(svc(request), caller, request.headers.get("idempotency-key", "").strip(), body,
-                                     assertion, operator=request.state.operator)
+                                     assertion, operator=request.state.operator,
+                                     nonce=request.headers.get("x-nonce", ""))
         case_id = accepted.view["id"]
         return JSONResponse(accepted.view, status_code=202 if accepted.created else 200,
                             headers={"Location": f"/v1/cases/{case_id}"})
@@ -165,7 +167,9 @@ def create_app(settings: Settings, redis_url: str,
         if case is None or task is None or task.adapter != adapter_name:
             CALLBACKS.labels(adapter_name, "unknown_request").inc()
             raise not_found("request")
-        result = await services.engine.apply_outcome(case, task, adapter, event.outcome)
+        # The callback on the audit chain: departments send no id of their own, so the digest of what they sent.
+        result = await services.engine.apply_outcome(case, task, adapter, event.outcome,
+                                                     callback_id="sha256:" + hashlib.sha256(body).hexdigest())
         outcome = ("ignored" if result is None else "applied" if result.moved else
                    "duplicate" if result.repeated else "stale")
         CALLBACKS.labels(adapter_name, outcome).inc()

@@ -155,12 +155,11 @@ def up(port: int = typer.Option(8080, help="API port")) -> None:
     """API, worker, embedded Redis and the mock departments together: a gateway ready to take a case."""
     from gateway.security.applicant_identity import write_demo_identity
     from gateway.security.callers import write_demo_callers
-    from gateway.security.secrets import stored_secret
+    from gateway.security.secrets import private_folder, stored_secret
     from mocks.serving import free_port
 
     settings = _settings(api_port=port)
-    var = settings.var_dir
-    var.mkdir(parents=True, exist_ok=True)
+    var = private_folder(settings.var_dir)  # cases (embedded Redis), secrets, the demo caller: the owner's alone
     children: list[subprocess.Popen[bytes]] = []
     # Children stop before the embedded Redis they use.
     with _redis(settings) as url:
@@ -298,13 +297,16 @@ app.add_typer(outbox_app, name="outbox")
 @outbox_app.command("replay")
 def outbox_replay() -> None:
     """Put parked events back on the outbox: delivered again, each once per channel, with a fresh back-off."""
+    from gateway.bootstrap import pii_cipher
+    from gateway.notifications.outbox import open_event
     from gateway.store import keys
 
-    async def replay(_: Settings, redis: StrRedis) -> int:
+    async def replay(settings: Settings, redis: StrRedis) -> int:
+        events = pii_cipher(settings).for_purpose("events")
         replayed = 0
         while (raw := await redis.lpop(keys.OUTBOX_DEAD)) is not None:
             fields = json.loads(raw)
-            event_id = json.loads(fields["event"])["event_id"]
+            event_id = open_event(events, fields)["event_id"]
             await redis.delete(keys.outbox_retry(event_id))
             await redis.xadd(keys.OUTBOX_STREAM, fields)
             replayed += 1
@@ -316,11 +318,13 @@ def outbox_replay() -> None:
 
 @audit_app.command("verify")
 def audit_verify(case_id: str) -> None:
-    """Recompute a case's audit chain; exit 1 if any entry was altered, removed or reordered."""
+    """Recompute a case's keyed audit chain; exit 1 if any entry was altered, removed or reordered."""
+    from gateway.bootstrap import audit_signer, pii_cipher
     from gateway.security.audit import AuditChain, AuditReport
 
     async def verify(settings: Settings, redis: StrRedis) -> AuditReport:
-        return await AuditChain(redis, settings.audit_hash).verify(case_id)
+        chain = AuditChain(redis, audit_signer(settings), pii_cipher(settings).for_purpose("events"))
+        return await chain.verify(case_id)
 
     report = _with_connection(verify)
     for problem in report.problems:
@@ -329,6 +333,30 @@ def audit_verify(case_id: str) -> None:
                f"{'intact' if report.intact else 'BROKEN'}")
     if not report.intact or not report.entries:
         raise typer.Exit(1)
+
+
+keys_app = typer.Typer(help="The PII keyring", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("rotate")
+def keys_rotate(batch: int = typer.Option(500, help="keys per SCAN batch")) -> None:
+    """Re-seal every sealed value under the current PII key (GATEWAY_PII_KEY_ID), next to the running gateway.
+
+    Give every gateway process the new keyring first; keep the old key in it until a run reports nothing left.
+    """
+    from gateway.bootstrap import pii_cipher
+    from gateway.store.rekey import KeyRotation, RotationCounts
+
+    async def rotate(settings: Settings, redis: StrRedis) -> tuple[str, RotationCounts]:
+        cipher = pii_cipher(settings)
+        return cipher.current, await KeyRotation(redis, cipher, batch).run()
+
+    current, counts = _with_connection(rotate)
+    typer.echo(f"key {current}: re-sealed {counts.resealed}, already current {counts.current}, "
+               f"rewritten meanwhile {counts.changed_meanwhile}, outbox events waiting {counts.outbox_waiting}")
+    if counts.changed_meanwhile or counts.outbox_waiting:
+        typer.echo("run again once the outbox has drained to reach the values changed meanwhile")
 
 
 @dlq_app.command("list")

@@ -1,6 +1,8 @@
 """The outbox: every event is delivered to the platform's webhook, applicant-facing ones also by SMS.
 
-Events are written to the outbox stream in the same atomic step as the change they describe. Delivery is at least
+Events are written to the outbox stream (sealed: they may quote a department's reason) and chained onto the case's
+audit chain in the same atomic step as the change they describe; the outbox only delivers, opening each event for
+its receivers. Delivery is at least
 once, each event with a stable `event_id` and a per-case `seq`; a channel that acknowledged an event is marked so
 that a retry for the other channel never sends it twice.
 """
@@ -20,7 +22,8 @@ import structlog
 
 from gateway.bootstrap import Services
 from gateway.observability.metrics import OUTBOX
-from gateway.security.audit import AuditChain
+from gateway.security.audit import event_associated
+from gateway.security.pii import PiiCipher, is_sealed
 from gateway.store import keys
 from gateway.store.consumer import ConsumerLoop, Entry, StreamConsumer
 
@@ -29,6 +32,16 @@ log = structlog.get_logger("gateway.outbox")
 _SMS_STATUSES = {"completed": "已办结", "rejected": "未通过", "skipped": "未办理（前置事项未办结）",
                  "awaiting_payment": "待您办理"}
 _STEP_NAMES = {"payment": "缴费", "deposit": "缴存", "photo": "上传社保卡照片"}
+
+
+def open_event(events: PiiCipher, fields: dict[str, str]) -> dict[str, Any]:
+    """The event of an outbox entry, with its seq."""
+    seq = int(fields.get("seq", 0))
+    raw = fields["event"]
+    event: dict[str, Any] = (events.open_json(raw, event_associated(fields["case_id"], seq)) if is_sealed(raw)
+                             else json.loads(raw))  # queued before events were sealed
+    event["seq"] = seq
+    return event
 
 
 def sms_text(event: dict[str, Any], matter_name: str | None = None) -> str | None:
@@ -57,7 +70,7 @@ class OutboxDispatcher:
         self.webhook_url = settings.webhook_url
         self.webhook_secret = settings.webhook_secret
         self.sms_url = settings.sms_url
-        self.audit = AuditChain(services.redis, settings.audit_hash)
+        self.events = services.store.events
 
     async def run(self, stop: asyncio.Event) -> None:
         """Cases in parallel, so one slow receiver call does not hold every applicant's SMS behind it; each case's
@@ -77,16 +90,13 @@ class OutboxDispatcher:
         """Deliver one event when its back-off allows. True when it is done with (delivered on every channel, or
         parked): the loop then acknowledges it; False leaves it pending until its next try."""
         redis = self.services.redis
-        event = json.loads(fields["event"])
+        event = open_event(self.events, fields)
         event_id = event["event_id"]
-        # Chained before it is delivered, so whatever the receivers do, the case's history is on record.
-        if not await self.audit.append(event, int(fields.get("seq", 0))):
-            return False
         retry_key = keys.outbox_retry(event_id)
         next_at = await redis.hget(retry_key, "next_at")
         if next_at and float(next_at) > time.time():
             return False
-        if await self.deliver(fields):
+        if await self.deliver(event):
             await redis.delete(retry_key)
             return True
         attempts = int(await redis.hincrby(retry_key, "attempts", 1))
@@ -106,9 +116,7 @@ class OutboxDispatcher:
         await self.services.redis.rpush(keys.OUTBOX_DEAD, json.dumps(entry[1], ensure_ascii=False))
         OUTBOX.labels("any", "dead_lettered").inc()
 
-    async def deliver(self, fields: dict[str, str]) -> bool:
-        event = json.loads(fields["event"])
-        event["seq"] = int(fields.get("seq", 0))
+    async def deliver(self, event: dict[str, Any]) -> bool:
         delivered = True
         webhook = await self._webhook_of(event["case_id"])
         if webhook is not None:

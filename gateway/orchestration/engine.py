@@ -173,7 +173,8 @@ class Engine:
 
     # ---- answers ----------------------------------------------------------------------------------------------
     async def apply_outcome(self, case: CaseRecord, task: TaskRecord, adapter: DepartmentAdapter,
-                            outcome: NativeOutcome, *, from_poll: bool = False) -> TransitionResult | None:
+                            outcome: NativeOutcome, *, from_poll: bool = False,
+                            callback_id: str | None = None) -> TransitionResult | None:
         """Map a department answer (reply, poll or callback) to the unified status and move the task.
 
         A task that moved into a waiting state starts a poll chain; a poll that found nothing new continues its
@@ -204,8 +205,10 @@ class Engine:
             data["department_links"] = department_links
         fields: dict[str, Any] = {"native_status": outcome.native_status, "data": data, "links": links,
                                   "reason": reason, "reference": outcome.reference}
-        result = await self._move(case, task, target, fields, event={"native_status": outcome.native_status,
-                                                                     "reason": reason, "links": links})
+        event = {"native_status": outcome.native_status, "reason": reason, "links": links}
+        if callback_id:
+            event["callback_id"] = callback_id
+        result = await self._move(case, task, target, fields, event=event)
         if result.repeated:
             await self.store.update_task(case.id, task.matter, {"native_status": outcome.native_status,
                                                                 "data": data, "links": links})
@@ -218,7 +221,9 @@ class Engine:
 
     async def _move(self, case: CaseRecord, task: TaskRecord, target: TaskStatus, fields: dict[str, Any],
                     event: dict[str, Any] | None = None) -> TransitionResult:
-        result = await self.store.transition(case.id, task.matter, target, fields, event=event)
+        # The department request the change concerns, on the audit chain with the event.
+        result = await self.store.transition(case.id, task.matter, target, fields,
+                                             event={"request_id": task.request_id, **(event or {})})
         if result.moved:
             TASK_TRANSITIONS.labels(task.adapter, target.value).inc()
         elif not result.repeated:
@@ -248,7 +253,7 @@ class Engine:
             DEAD_LETTERED.labels(task.adapter).inc()
             await self.queue.dead_letter(case.id, task.matter)
             log.error("task dead-lettered", case_id=case.id, matter=task.matter, adapter=task.adapter,
-                      error=str(exc)[:200])
+                      error=type(exc).__name__)  # the message may quote the department: it is sealed in last_error
 
     # ---- the plan --------------------------------------------------------------------------------------------
     async def after_terminal(self, case_id: str) -> None:
@@ -308,7 +313,7 @@ class Engine:
         except (TechnicalFault, BreakerOpen) as exc:
             await self.store.redis.delete(keys.certificate_lock(case.id))
             await self.queue.enqueue(case.id, "", CERTIFICATE, delay_s=self.settings.retry_cap_s)
-            log.warning("certificate issue deferred", case_id=case.id, error=str(exc)[:200])
+            log.warning("certificate issue deferred", case_id=case.id, error=type(exc).__name__)
             return
         certificate = {"type": certificate_type, "identifier": outcome.data.get("identifier"),
                        "issued_at": outcome.data.get("issued_at") or now_iso()}
@@ -365,7 +370,7 @@ class Engine:
             outcome = await self.call_department(adapter, "fetch_identity_documents", fetch, None)
         except (TechnicalFault, BreakerOpen) as exc:
             # The departments can still decide on the applicant's own data; the case is not held hostage.
-            log.warning("e-license retrieval failed", case_id=case.id, error=str(exc)[:200])
+            log.warning("e-license retrieval failed", case_id=case.id, error=type(exc).__name__)
             return {"status": "unavailable"}
         licenses = outcome.data.get("licenses") or []
         if not licenses:

@@ -100,7 +100,8 @@ def _assertion_problems(application: Application | None, body: Any,
 
 
 async def submit_case(services: Services, caller: Caller, idempotency_key: str, body: Any,
-                      assertion: ApplicantAssertion | None, *, operator: str | None = None) -> Accepted:
+                      assertion: ApplicantAssertion | None, *, operator: str | None = None,
+                      nonce: str = "") -> Accepted:
     if not idempotency_key or len(idempotency_key) > 200:
         raise ApiError(422, ErrorItem("header.idempotency_key.required", "Idempotency-Key",
                                       "缺少 Idempotency-Key 请求头（不超过200个字符）",
@@ -163,6 +164,7 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
         # Kept past exp by more than the verifier's leeway, so the assertion cannot be replayed while it is valid.
         spent_assertion=(keys.assertion_used(assertion.issuer, assertion.jti),
                          assertion.expires_at - int(time.time()) + 60) if assertion else None,
+        nonce=nonce,
     )
     if not result.created:
         await services.quotas.not_stored(caller, case_id)

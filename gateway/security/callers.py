@@ -148,6 +148,7 @@ def write_demo_callers(path: Path) -> Caller:
     path.parent.mkdir(parents=True, exist_ok=True)
     entry = {"app_id": caller.app_id, "secret": caller.secret, "name": caller.name, "kind": caller.kind}
     path.write_text(json.dumps([entry], indent=2), encoding="utf-8")
+    path.chmod(0o600)  # it holds the caller's secret
     return caller
 
 
