@@ -34,6 +34,8 @@ class AdapterSettings(BaseModel):
     ca_bundle_file: Path | None = None  # unset: the system's CAs
     verify: bool = True  # False only for a department's test system with a self-made certificate
     signing_secret: str | None = None  # HMAC-SHA256 key for X-Gateway-Signature; unset: requests go unsigned
+    # `sm2` where the department asks for GB/T 32918 signatures: signing_secret is then our SM2 private key (hex).
+    signing_algorithm: Literal["hmac-sha256", "sm2"] = "hmac-sha256"
     options: dict[str, Any] = {}
 
 
