@@ -22,6 +22,7 @@ from bench import MACHINE_REDIS, embedded_redis, flush, redis_reachable, redis_v
 from gateway.domain.status import TaskStatus
 from gateway.orchestration.intake import request_hash
 from gateway.security.pii import PiiCipher
+from gateway.settings import Settings
 from gateway.store.cases import CaseStore, NewTask, now_iso
 from gateway.store.connection import connect
 from tests.support.harness import applicant
@@ -91,7 +92,7 @@ async def measured(redis: Any, name: str, ops: Sequence[Callable[[], Awaitable[A
 
 
 async def bench_url(url: str, count: int, concurrencies: list[int]) -> dict[str, Any]:
-    redis = connect(url)
+    redis = connect(url, Settings())
     store = CaseStore(redis, PiiCipher(os.urandom(32)))
     results: dict[str, Any] = {}
     try:

@@ -65,7 +65,7 @@ def pii_cipher(settings: Settings) -> PiiCipher:
 async def build_services(settings: Settings, redis_url: str, *, consumer: str, api: bool,
                          adapter_classes: dict[str, type[DepartmentAdapter]] | None = None) -> Services:
     """Everything a process needs. A broken profile, callers file or JWKS refuses to start, with the reason."""
-    redis = connect(redis_url)
+    redis = connect(redis_url, settings)
     adapters = AdapterManager(settings, adapter_classes)
     profiles = ProfileRegistry.load_dir(settings.profiles_dir, known_operations=adapters.known_operations())
     authenticator = identity = None

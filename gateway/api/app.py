@@ -12,7 +12,9 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.api.errors import ApiError, ErrorItem, not_found, unauthorized
 from gateway.bootstrap import Services, build_services
@@ -47,6 +49,17 @@ def create_app(settings: Settings, redis_url: str,
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    async def store_busy(request: Request, exc: Exception) -> JSONResponse:
+        """No free Redis connection within GATEWAY_REDIS_POOL_TIMEOUT_S (or Redis unreachable): shed the request
+        with a 503 the caller can retry, instead of a 500."""
+        log.warning("request shed: Redis busy or unreachable", error=type(exc).__name__, path=request.url.path)
+        return await api_error(request, ApiError(
+            503, ErrorItem("service.busy", "", "服务繁忙，请稍后重试", "the service is busy, retry later"),
+            headers={"Retry-After": "1"}))
+
+    for redis_unavailable in (RedisConnectionError, RedisTimeoutError):  # MaxConnectionsError is a ConnectionError
+        app.add_exception_handler(redis_unavailable, store_busy)
 
     @app.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -99,7 +99,7 @@ def _with_connection(work: Callable[[Settings, StrRedis], Awaitable[T]]) -> T:
     settings = _settings()
 
     async def run() -> T:
-        redis = connect(url)
+        redis = connect(url, settings)
         try:
             return await work(settings, redis)
         finally:

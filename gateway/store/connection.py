@@ -25,6 +25,12 @@ def resolve_redis_url(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
 StrRedis: TypeAlias = Any
 
 
-def connect(url: str) -> StrRedis:
-    return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30, socket_timeout=10,
-                                   socket_connect_timeout=5, retry_on_timeout=True)
+def connect(url: str, settings: Settings) -> StrRedis:
+    """A client whose pool waits up to `redis_pool_timeout_s` for a free connection when all
+    `redis_max_connections` are busy, then raises redis.ConnectionError (the API answers 503 service.busy).
+    redis-py's default pool raises at once instead (MaxConnectionsError), which turned bursts into 500s."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=settings.redis_max_connections, timeout=settings.redis_pool_timeout_s,
+        decode_responses=True, health_check_interval=30, socket_timeout=10, socket_connect_timeout=5,
+        retry_on_timeout=True)
+    return aioredis.Redis.from_pool(pool)
