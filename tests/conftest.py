@@ -10,13 +10,13 @@ import redis
 
 from gateway.store.embedded_redis import EmbeddedRedis
 from mocks.serving import RunningServer, create_mock, start_in_thread
+from tests.contract.test_platform_smoke import SMOKE as PLATFORM_SMOKE
 
 MACHINE_REDIS = "redis://127.0.0.1:6379/15"
 
-# The platform's contract smoke check lives beside the checkout (../shared/contract, as in CI). A fresh clone has
-# nothing beside it: the check is then not collected, and the run says so in one line instead of failing.
-PLATFORM_SMOKE = Path(__file__).resolve().parents[2] / "shared" / "contract" / "smoke.py"
-SMOKE_NOT_RUN = f"platform contract smoke NOT run: {PLATFORM_SMOKE} is absent (it runs where ../shared/contract is)"
+# The platform's contract smoke check lives beside the checkout (as in CI). A fresh clone has nothing beside it: the
+# check is then not collected, and the run says so in one line instead of failing.
+SMOKE_NOT_RUN = f"platform contract smoke NOT run: {PLATFORM_SMOKE} is absent (it runs where that folder is, as in CI)"
 collect_ignore = [] if PLATFORM_SMOKE.exists() else ["contract/test_platform_smoke.py"]
 
 

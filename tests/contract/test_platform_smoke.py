@@ -6,9 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import PLATFORM_SMOKE as SMOKE
-
 REPO = Path(__file__).resolve().parents[2]
+SMOKE = REPO.parent / "shared" / "contract" / "smoke.py"
 
 
 def test_platform_contract_smoke_passes(tmp_path):

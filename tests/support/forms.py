@@ -18,9 +18,6 @@ import rstr
 
 Schema = dict[str, Any]
 
-# Patterns are filled by rstr from a fixed seed: the same section on every run.
-_XEGER = rstr.Rstr(random.Random(0))
-
 
 class UnfillableSchema(AssertionError):
     """The filler built something its schema refuses: the test cannot go on with it."""
@@ -168,6 +165,7 @@ def _string(schema: Schema, name: str) -> str:
     if schema.get("format") in formats:
         return formats[schema["format"]]
     if "pattern" in schema:
-        return str(_XEGER.xeger(schema["pattern"]))
+        # Seeded by the pattern itself: the same value for the same field on every run.
+        return str(rstr.Rstr(random.Random(schema["pattern"])).xeger(schema["pattern"]))
     text = ("样例" + name.replace("_", ""))[: schema.get("maxLength", 20)]
     return text.ljust(schema.get("minLength", 0), "样")
