@@ -23,7 +23,7 @@ def test_a_fresh_clone_passes_run_test_without_shared_and_installs_the_lock(tmp_
     # The machine's pip cache is used as is; only this checkout's own virtualenv must not leak in.
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     result = subprocess.run(["./run", "test", "tests/unit/test_working_days.py", "-x"], cwd=clone, env=env,
-                            capture_output=True, text=True, timeout=900)
+                            capture_output=True, text=True, timeout=1800)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert re.search(r"^\d+ passed", result.stdout, flags=re.M), result.stdout[-2000:]
