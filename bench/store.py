@@ -23,6 +23,7 @@ from gateway.domain.status import TaskStatus
 from gateway.orchestration.intake import request_hash
 from gateway.security.audit import AuditSigner
 from gateway.security.pii import PiiCipher
+from gateway.settings import Settings
 from gateway.store.cases import CaseStore, NewTask, now_iso
 from gateway.store.connection import connect
 from tests.support.harness import applicant
@@ -92,7 +93,7 @@ async def measured(redis: Any, name: str, ops: Sequence[Callable[[], Awaitable[A
 
 
 async def bench_url(url: str, count: int, concurrencies: list[int]) -> dict[str, Any]:
-    redis = connect(url)
+    redis = connect(url, Settings())
     store = CaseStore(redis, PiiCipher(os.urandom(32)), AuditSigner(os.urandom(32), "sha256"))
     results: dict[str, Any] = {}
     try:

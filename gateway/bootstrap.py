@@ -90,7 +90,7 @@ async def build_services(settings: Settings, redis_url: str, *, consumer: str, a
     problems = settings.timing_problems()
     if problems:
         raise ConfigurationError("; ".join(problems))
-    redis = connect(redis_url, settings.redis_ca_file)
+    redis = connect(redis_url, settings)
     profiles = ProfileRegistry.load_dir(settings.profiles_dir, known_operations=adapters.known_operations())
     authenticator = identity = None
     callers: dict[str, Caller] = {}

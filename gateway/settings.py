@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_ca_file: Path | None = None  # CA that signed the server certificate of a rediss:// Redis
     var_dir: Path = Path("var")
+    # Connections per process (API and worker share one pool under `gateway up`); a request waits this long for a
+    # free one, then is answered 503 service.busy. Sizing: docs/operations.md.
+    redis_max_connections: int = 64
+    redis_pool_timeout_s: float = 2.0
 
     api_host: str = "127.0.0.1"
     mock_host: str = "127.0.0.1"  # `gateway mocks` in a container for staging: 0.0.0.0

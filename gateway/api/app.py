@@ -13,7 +13,9 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.api.errors import ApiError, ErrorItem, not_found, unauthorized
 from gateway.api.limits import BodyLimit, check_json_shape
@@ -52,6 +54,17 @@ def create_app(settings: Settings, redis_url: str,
 
     app.add_middleware(BodyLimit, case_bytes=settings.max_case_body_bytes,
                        other_bytes=settings.max_callback_body_bytes)
+
+    async def store_busy(request: Request, exc: Exception) -> JSONResponse:
+        """No free Redis connection within GATEWAY_REDIS_POOL_TIMEOUT_S (or Redis unreachable): shed the request
+        with a 503 the caller can retry, instead of a 500."""
+        log.warning("request shed: Redis busy or unreachable", error=type(exc).__name__, path=request.url.path)
+        return await api_error(request, ApiError(
+            503, ErrorItem("service.busy", "", "服务繁忙，请稍后重试", "the service is busy, retry later"),
+            headers={"Retry-After": "1"}))
+
+    for redis_unavailable in (RedisConnectionError, RedisTimeoutError):  # MaxConnectionsError is a ConnectionError
+        app.add_exception_handler(redis_unavailable, store_busy)
 
     @app.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

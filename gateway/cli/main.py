@@ -100,7 +100,7 @@ def _with_connection(work: Callable[[Settings, StrRedis], Awaitable[T]]) -> T:
     settings = _settings()
 
     async def run() -> T:
-        redis = connect(url, settings.redis_ca_file)
+        redis = connect(url, settings)
         try:
             return await work(settings, redis)
         finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,11 +26,20 @@ def resolve_redis_url(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
 StrRedis: TypeAlias = Any
 
 
-def connect(url: str, ca_file: Path | None = None) -> StrRedis:
-    """`url` may be `rediss://:PASSWORD@host:port/db` (TLS and AUTH); `ca_file` is the CA of its server certificate."""
-    tls: dict[str, Any] = {"ssl_ca_certs": str(ca_file)} if ca_file and url.startswith("rediss://") else {}
-    return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30, socket_timeout=10,
-                                   socket_connect_timeout=5, retry_on_timeout=True, **tls)
+def connect(url: str, settings: Settings) -> StrRedis:
+    """A client whose pool waits up to `redis_pool_timeout_s` for a free connection when all
+    `redis_max_connections` are busy, then raises redis.ConnectionError (the API answers 503 service.busy).
+    redis-py's default pool raises at once instead (MaxConnectionsError), which turned bursts into 500s.
+
+    `url` may be `rediss://:PASSWORD@host:port/db` (TLS and AUTH); `redis_ca_file` is the CA of its server
+    certificate."""
+    tls: dict[str, Any] = ({"ssl_ca_certs": str(settings.redis_ca_file)}
+                           if settings.redis_ca_file and url.startswith("rediss://") else {})
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=settings.redis_max_connections, timeout=settings.redis_pool_timeout_s,
+        decode_responses=True, health_check_interval=30, socket_timeout=10, socket_connect_timeout=5,
+        retry_on_timeout=True, **tls)
+    return aioredis.Redis.from_pool(pool)
 
 
 def redacted(url: str) -> str:

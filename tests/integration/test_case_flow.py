@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.support.forms import filled_sections
 from tests.support.harness import RunningGateway, applicant, start_gateway
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "shared" / "contract"))
-from platform_client import valid_instance  # noqa: E402  - the platform's own form filler, written apart from us
 
 
 @pytest.fixture
@@ -25,10 +22,9 @@ def gw(redis_url, tmp_path):
 def application(gw: RunningGateway, profile: str, matters: list[str], person: dict[str, Any],
                 **extra: Any) -> dict[str, Any]:
     """Sections filled from the catalogue's JSON Schemas the way a generic form renderer would."""
-    catalogue = {m["code"]: m for m in gw.client.profile(profile).json()["matters"]}
-    sections = {m: valid_instance(catalogue[m]["section_schema"], m) for m in matters}
+    sections = filled_sections(gw.client.profile(profile).json()["matters"], matters)
     body = {"profile": profile, "channel": "online", "applicant": person, "matters": matters,
-            "sections": {m: s for m, s in sections.items() if s}, "delivery": "online"}
+            "sections": sections, "delivery": "online"}
     body.update(extra)
     return body
 

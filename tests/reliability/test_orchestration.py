@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from gateway.sdk import hmac_hex
+from tests.support.forms import valid_section
 from tests.support.harness import RunningGateway, applicant, start_gateway
 
 MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
@@ -36,12 +37,9 @@ def medical_case(sequence: int = 123, channel: str = "online") -> dict[str, Any]
 
 
 def catalogue_sections(gw: RunningGateway, profile: str) -> dict[str, Any]:
-    """Sections filled from the catalogue's schemas by the platform's own filler, so the test follows the profile."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "shared" / "contract"))
-    from platform_client import valid_instance
-
+    """Sections filled from the catalogue's schemas by a generic form filler, so the test follows the profile."""
     catalogue = {m["code"]: m for m in gw.client.profile(profile).json()["matters"]}
-    return {code: valid_instance(m["section_schema"], code) for code, m in catalogue.items()}
+    return {code: valid_section(m["section_schema"], code) for code, m in catalogue.items()}
 
 
 def jiujiang_sections(gw: RunningGateway) -> dict[str, Any]:

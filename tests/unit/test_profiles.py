@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,7 @@ from gateway.domain.validation import validate_application
 from gateway.profiles.catalogue import catalogue, catalogue_index
 from gateway.profiles.check import check_profile_file
 from gateway.profiles.loader import ProfileError, ProfileRegistry, load_profile
-
-sys.path.insert(0, "/work/shared/contract")
-from platform_client import fill  # noqa: E402  (the platform's independent form filler)
+from tests.support.forms import valid_section
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = ROOT / "profiles"
@@ -150,8 +147,8 @@ def _filled_application(registry: ProfileRegistry, profile_code: str, matter_cod
         matters = ["employee_pension_enrolment", matter_code]
     sections = {}
     for code in matters:
-        value = fill(_entry(cat, code)["section_schema"])
-        if value:  # exactly what platform_client.application() does
+        value = valid_section(_entry(cat, code)["section_schema"], code)
+        if value:  # an empty section is left out, as a form renderer does
             sections[code] = value
     division = {"guangxi": "450103", "jiujiang": "360402", "demo_city": "330106"}[profile_code]
     return {

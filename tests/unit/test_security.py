@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
-import sys
-from pathlib import Path
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -15,15 +15,13 @@ from gateway.security.callers import CallersFileError, RateLimit, load_callers, 
 from gateway.security.links import InvalidLink, LinkSigner
 from gateway.security.pii import PiiCipher
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "shared" / "contract"))
-import platform_client  # noqa: E402  - the platform's own signer, written apart from ours
-
 
 def test_our_signature_is_the_one_the_platform_computes():
+    """Computed here from the README's definition alone, apart from our signer."""
     body = '{"profile": "guangxi", "applicant": {"name": "韦样例"}}'.encode()
-    headers = platform_client.sign("POST", "/v1/cases?x=1", body, app_id="a", secret="s", ts=1700000000,
-                                   nonce="n-1")
-    assert headers["X-Signature"] == signature("s", "POST", "/v1/cases?x=1", "1700000000", "n-1", body)
+    signed = "\n".join(["POST", "/v1/cases?x=1", "1700000000", "n-1", hashlib.sha256(body).hexdigest()])
+    expected = hmac.new(b"s", signed.encode(), hashlib.sha256).hexdigest()
+    assert signature("s", "POST", "/v1/cases?x=1", "1700000000", "n-1", body) == expected
 
 
 def test_links_round_trip_and_refuse_forgery_tampering_and_expiry():
@@ -128,8 +126,8 @@ def test_per_caller_rights_quotas_and_webhooks_are_read_and_checked_at_load(tmp_
 def test_a_window_callers_signature_covers_its_operator_and_a_platform_callers_is_unchanged():
     body = b"{}"
     plain = signature("s", "POST", "/v1/cases", "1700000000", "n-1", body)
-    assert plain == platform_client.sign("POST", "/v1/cases", body, app_id="a", secret="s", ts=1700000000,
-                                         nonce="n-1")["X-Signature"]
+    readme = "\n".join(["POST", "/v1/cases", "1700000000", "n-1", hashlib.sha256(body).hexdigest()])
+    assert plain == hmac.new(b"s", readme.encode(), hashlib.sha256).hexdigest()  # the README's definition
     clerk = signature("s", "POST", "/v1/cases", "1700000000", "n-1", body, "clerk-1")
     assert clerk != plain and clerk != signature("s", "POST", "/v1/cases", "1700000000", "n-1", body, "clerk-2")
     assert string_to_sign("POST", "/v1/cases", "1", "n", body, "clerk-1").endswith("\nclerk-1")
