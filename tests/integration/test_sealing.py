@@ -76,7 +76,7 @@ def leaves(value: Any) -> Iterator[str]:
 def personal_values(gw: RunningGateway, case_id: str, person: dict[str, Any]) -> set[str]:
     """What the departments told the gateway about the person, read through the gateway's own keys."""
     async def read() -> set[str]:
-        store = CaseStore(connect(gw.redis_url), pii_cipher(gw.settings), audit_signer(gw.settings))
+        store = CaseStore(connect(gw.redis_url, gw.settings), pii_cipher(gw.settings), audit_signer(gw.settings))
         try:
             case = await store.get_case(case_id)
             assert case is not None
@@ -157,7 +157,7 @@ def test_rotation_reseals_every_value_under_the_new_key_and_the_chain_stays_inta
     person = applicant(sequence=215)
 
     async def seal_under_a() -> None:
-        store = CaseStore(connect(redis_url), PiiCipher({"a": base64.b64decode(key_a)}), audit)
+        store = CaseStore(connect(redis_url, Settings()), PiiCipher({"a": base64.b64decode(key_a)}), audit)
         try:
             await store.create(caller="p", idempotency_key="k", request_hash="h", case_id=case_id, case_fields={
                 "id": case_id, "caller": "p", "profile": "jiujiang", "channel": "online", "delivery": "online",
@@ -190,7 +190,7 @@ def test_rotation_reseals_every_value_under_the_new_key_and_the_chain_stays_inta
     assert "re-sealed 0" in again.stdout  # idempotent: a second run has nothing left
 
     async def read_with_b_only() -> tuple[Any, Any]:
-        store = CaseStore(connect(redis_url), PiiCipher({"b": base64.b64decode(key_b)}), audit)
+        store = CaseStore(connect(redis_url, Settings()), PiiCipher({"b": base64.b64decode(key_b)}), audit)
         try:
             return (await store.get_case(case_id), await store.get_task(case_id, "housing_fund_account"))
         finally:
