@@ -8,9 +8,8 @@ that a retry for the other channel never sends it twice.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
+import re
 import time
 from typing import Any
 
@@ -19,6 +18,7 @@ import structlog
 
 from gateway.bootstrap import Services
 from gateway.observability.metrics import OUTBOX
+from gateway.security import signing
 from gateway.security.audit import AuditChain
 from gateway.store import keys
 from gateway.store.queue import autoclaim_entries
@@ -28,6 +28,21 @@ log = structlog.get_logger("gateway.outbox")
 _SMS_STATUSES = {"completed": "已办结", "rejected": "未通过", "skipped": "未办理（前置事项未办结）",
                  "awaiting_payment": "待您办理"}
 _STEP_NAMES = {"payment": "缴费", "deposit": "缴存", "photo": "上传社保卡照片"}
+
+
+QUOTED_REASON_MAX = 60
+# Anything a reader could follow or call: links, bare domains, e-mail addresses, runs of 5+ digits (phone numbers).
+_FOLLOWABLE = re.compile(r"(?i)(?:[a-z][a-z0-9+.-]*://|www\.)\S*|\S+@\S+|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:cn|com|net|org"
+                         r"|gov|top|xyz|io|cc|me|info)\b\S*|\d[\d\s-]{3,}\d")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+
+
+def quoted_reason(text: str) -> str:
+    """A department's text as the official SMS may quote it: no control characters, nothing to follow or call,
+    at most QUOTED_REASON_MAX characters. The department cannot make the gateway's SMS carry its own link."""
+    cleaned = _FOLLOWABLE.sub("", _CONTROL.sub(" ", text))
+    cleaned = " ".join(cleaned.split()).strip(" ，。,.;；:：")
+    return cleaned if len(cleaned) <= QUOTED_REASON_MAX else cleaned[: QUOTED_REASON_MAX - 1] + "…"
 
 
 def sms_text(event: dict[str, Any], matter_name: str | None = None) -> str | None:
@@ -40,8 +55,9 @@ def sms_text(event: dict[str, Any], matter_name: str | None = None) -> str | Non
     if status not in _SMS_STATUSES:
         return None
     text = f"【灵活就业一件事】您申请的事项（{matter_name or event.get('matter', '')}）{_SMS_STATUSES[status]}。"
-    if status == "rejected" and event.get("reason"):
-        text += f"原因：{event['reason']}。"
+    reason = quoted_reason(str(event.get("reason") or "")) if status == "rejected" else ""
+    if reason:
+        text += f"原因：{reason}。"
     for step, url in (event.get("links") or {}).items():
         text += f"请点击链接完成{_STEP_NAMES.get(step, step)}：{url} "
     return text.strip()
@@ -159,8 +175,7 @@ class OutboxDispatcher:
         assert self.webhook_url
         body = json.dumps(event, ensure_ascii=False).encode()
         timestamp = str(int(time.time()))
-        signature = hmac.new(self.webhook_secret.encode(), timestamp.encode() + b"\n" + body,
-                             hashlib.sha256).hexdigest()
+        signature = signing.hmac_hex(self.webhook_secret, signing.webhook(timestamp, body))
         response = await self.http.post(self.webhook_url, content=body, headers={
             "Content-Type": "application/json", "X-Gateway-Event-Id": event["event_id"],
             "X-Gateway-Timestamp": timestamp, "X-Gateway-Signature": signature})

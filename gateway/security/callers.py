@@ -1,12 +1,10 @@
 """Registered callers and their HMAC-signed requests (a contract with the platform).
 
-X-Signature = hex HMAC-SHA256(secret, METHOD \\n PATH_WITH_QUERY \\n X-Timestamp \\n X-Nonce \\n hex SHA256(body)).
+X-Signature = hex HMAC-SHA256 over the caller string to sign of gateway.security.signing.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import secrets
 import time
@@ -17,6 +15,7 @@ from typing import Literal
 import yaml
 
 from gateway.api.errors import unauthorized
+from gateway.security.signing import caller_request, verify_hmac_hex
 from gateway.store import keys
 from gateway.store.connection import StrRedis
 
@@ -70,15 +69,6 @@ def write_demo_callers(path: Path) -> Caller:
     return caller
 
 
-def string_to_sign(method: str, path_with_query: str, timestamp: str, nonce: str, body: bytes) -> str:
-    return "\n".join([method.upper(), path_with_query, timestamp, nonce, hashlib.sha256(body).hexdigest()])
-
-
-def signature(secret: str, method: str, path_with_query: str, timestamp: str, nonce: str, body: bytes) -> str:
-    message = string_to_sign(method, path_with_query, timestamp, nonce, body)
-    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
-
-
 class CallerAuthenticator:
     def __init__(self, callers: dict[str, Caller], redis: StrRedis, window_s: int = 300) -> None:
         self.callers = callers
@@ -103,8 +93,7 @@ class CallerAuthenticator:
         if skew > self.window_s:
             raise unauthorized("auth.timestamp_out_of_window", f"时间戳超出允许范围（±{self.window_s}秒）",
                                f"timestamp is more than {self.window_s} s off", "X-Timestamp")
-        expected = signature(caller.secret, method, path_with_query, timestamp, nonce, body)
-        if not hmac.compare_digest(expected, given.strip().lower()):
+        if not verify_hmac_hex(caller.secret, caller_request(method, path_with_query, timestamp, nonce, body), given):
             raise unauthorized("auth.signature_invalid", "签名校验失败", "signature does not verify", "X-Signature")
         # Checked after the signature, so nobody can burn another caller's nonces.
         if not await self.redis.set(keys.nonce(app_id, nonce), "1", nx=True, ex=self.window_s * 2):
