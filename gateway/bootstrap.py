@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import jwt
@@ -20,8 +21,9 @@ from gateway.security.applicant_identity import IdentityVerifier
 from gateway.security.audit import AuditSigner
 from gateway.security.caller_quotas import CallerQuotas
 from gateway.security.callers import Caller, CallerAuthenticator, load_callers
-from gateway.security.links import LinkSigner
+from gateway.security.links import LinkStore
 from gateway.security.pii import PiiCipher
+from gateway.security.production import WeakSecret, check_production
 from gateway.security.secrets import stored_secret
 from gateway.settings import Settings
 from gateway.store.cases import CaseStore
@@ -49,7 +51,7 @@ class Services:
     profiles: ProfileRegistry
     adapters: AdapterManager
     engine: Engine
-    links: LinkSigner
+    links: LinkStore
     calendar: WorkingDayCalendar
     authenticator: CallerAuthenticator | None
     identity: IdentityVerifier | None
@@ -83,6 +85,19 @@ def audit_signer(settings: Settings) -> AuditSigner:
         raise ConfigurationError(f"GATEWAY_AUDIT_KEY: {exc}") from exc
 
 
+def _refuse_weak_secrets(settings: Settings, adapters: Iterable[str]) -> None:
+    """GATEWAY_ENV=production: every secret set, strong and its own, before anything connects."""
+    if settings.env != "production":
+        return
+    try:
+        callers = load_callers(settings.callers_file) if settings.callers_file else {}
+        check_production(settings, adapters, callers)
+    except WeakSecret as exc:
+        raise ConfigurationError(f"GATEWAY_ENV=production: {exc}") from exc
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"GATEWAY_CALLERS_FILE {settings.callers_file}: {exc}") from exc
+
+
 async def build_services(settings: Settings, redis_url: str, *, consumer: str, api: bool,
                          adapter_classes: dict[str, type[DepartmentAdapter]] | None = None) -> Services:
     """Everything a process needs. A broken profile, callers file or JWKS refuses to start, with the reason."""
@@ -90,6 +105,7 @@ async def build_services(settings: Settings, redis_url: str, *, consumer: str, a
     problems = settings.timing_problems()
     if problems:
         raise ConfigurationError("; ".join(problems))
+    _refuse_weak_secrets(settings, adapters.classes)
     redis = connect(redis_url, settings)
     profiles = ProfileRegistry.load_dir(settings.profiles_dir, known_operations=adapters.known_operations())
     authenticator = identity = None
@@ -115,7 +131,7 @@ async def build_services(settings: Settings, redis_url: str, *, consumer: str, a
             raise ConfigurationError(f"GATEWAY_IDENTITY_JWKS_FILE {settings.identity_jwks_file}: {exc}") from exc
     link_secret = settings.link_secret.encode() if settings.link_secret else stored_secret(
         settings.var_dir, "link.key", 32)
-    links = LinkSigner(link_secret, settings.base_url, settings.link_ttl_s)
+    links = LinkStore(redis, link_secret, settings.base_url, settings.link_ttl_s)
     store = CaseStore(redis, pii_cipher(settings), audit_signer(settings))
     queue = TaskQueue(redis, consumer, settings.redeliver_after_s)
     await queue.ensure_group()

@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.sdk import AdapterSettings
+from gateway.security.secrets import stored_secret
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,6 +22,8 @@ DEFAULT_MOCK_PORTS = {"medical": 18101, "hrss": 18102, "tax": 18103, "housing_fu
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_nested_delimiter="__", extra="ignore")
 
+    # production: refuses to start with a default, short or shared secret (gateway.security.production).
+    env: Literal["development", "production"] = "development"
     # Redis: an external server when set; otherwise an embedded one persisting under var_dir.
     redis_url: str | None = None
     redis_ca_file: Path | None = None  # CA that signed the server certificate of a rediss:// Redis
@@ -86,7 +89,7 @@ class Settings(BaseSettings):
 
     idempotency_ttl_s: int = 7 * 24 * 3600
     signature_window_s: int = 300
-    link_ttl_s: int = 7 * 24 * 3600
+    link_ttl_s: int = 24 * 3600  # an H5 link in an SMS works this long (and payment / photo links only once)
 
     worker_concurrency: int = 16
     department_concurrency: int = 8  # in-flight calls per department per worker process
@@ -121,14 +124,22 @@ class Settings(BaseSettings):
             ("GATEWAY_OUTBOX_REDELIVER_AFTER_S", self.outbox_redeliver_after_s)) if value < 1]
 
     def adapter(self, name: str) -> AdapterSettings:
-        return self.adapters.get(name) or AdapterSettings(
+        configured = self.adapters.get(name) or AdapterSettings(
             base_url=f"http://127.0.0.1:{self.mock_ports.get(name, 0)}"
         )
+        if configured.callback_secret:
+            return configured
+        # Development: a key of its own per department, which `gateway mocks` hands to that mock.
+        return configured.model_copy(update={"callback_secret": generated_callback_secret(self.var_dir, name)})
 
     @property
     def base_url(self) -> str:
         scheme = "https" if self.tls_cert_file else "http"
         return (self.public_base_url or f"{scheme}://{self.api_host}:{self.api_port}").rstrip("/")
+
+
+def generated_callback_secret(var_dir: Path, adapter: str) -> str:
+    return stored_secret(var_dir, f"callback-{adapter}.key", 32).hex()
 
 
 @lru_cache

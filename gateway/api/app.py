@@ -20,14 +20,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from gateway.api.errors import ApiError, ErrorItem, not_found, unauthorized
 from gateway.api.limits import BodyLimit, check_json_shape
 from gateway.bootstrap import Services, build_services
-from gateway.observability.metrics import API_LATENCY, API_REQUESTS, CALLBACKS
+from gateway.observability.metrics import API_LATENCY, API_REQUESTS, CALLBACKS, LINKS_REFUSED
 from gateway.orchestration.intake import overdue_cases, read_case, submit_case
 from gateway.profiles.catalogue import catalogue, catalogue_index
-from gateway.sdk import DepartmentAdapter, InvalidCallback
+from gateway.sdk import CALLBACK_MAX_AGE_S, DepartmentAdapter, InvalidCallback
 from gateway.security.applicant_identity import ApplicantAssertion
 from gateway.security.callers import Caller
-from gateway.security.links import InvalidLink
+from gateway.security.links import InvalidLink, redirect_allowed, redirect_hosts
 from gateway.settings import Settings
+from gateway.store import keys
 
 log = structlog.get_logger("gateway.api")
 
@@ -180,9 +181,20 @@ def create_app(settings: Settings, redis_url: str,
         if case is None or task is None or task.adapter != adapter_name:
             CALLBACKS.labels(adapter_name, "unknown_request").inc()
             raise not_found("request")
-        # The callback on the audit chain: departments send no id of their own, so the digest of what they sent.
-        result = await services.engine.apply_outcome(case, task, adapter, event.outcome,
-                                                     callback_id="sha256:" + hashlib.sha256(body).hexdigest())
+        # A replay inside the signature window, or an answer already applied, is acknowledged and changes nothing.
+        seen = keys.callback_seen(adapter_name, hashlib.sha256(body).hexdigest())
+        if (task.native_status == event.outcome.native_status
+                or not await services.redis.set(seen, "1", nx=True, ex=2 * int(CALLBACK_MAX_AGE_S))):
+            CALLBACKS.labels(adapter_name, "duplicate").inc()
+            return {"result": "duplicate"}
+        try:
+            # On the audit chain: departments send no callback id of their own, so the digest of what they sent.
+            result = await services.engine.apply_outcome(case, task, adapter, event.outcome,
+                                                         callback_id="sha256:" + hashlib.sha256(body).hexdigest())
+        except BaseException:
+            await services.redis.delete(seen)  # not applied: the department's retry must get through
+            raise
+        # "stale": the state machine refused to move the task backwards (counted as an illegal transition).
         outcome = ("ignored" if result is None else "applied" if result.moved else
                    "duplicate" if result.repeated else "stale")
         CALLBACKS.labels(adapter_name, outcome).inc()
@@ -190,18 +202,25 @@ def create_app(settings: Settings, redis_url: str,
 
     @app.get("/h5/{token}")
     async def h5_link(token: str, request: Request) -> Response:
-        """The applicant's browser comes back with a signed link: verify it, then hand over to the department."""
+        """The applicant's browser comes back with an SMS link: look it up, spend it, hand over to the department."""
         services = svc(request)
         try:
-            if not token.isascii() or len(token) > 2048:  # never handed to a parser: signed links are short ASCII
+            if not token.isascii() or len(token) > 2048:  # never handed to a parser or Redis as it came
                 raise InvalidLink("link.malformed", "link token is not a link token")
-            target = services.links.verify(token)
+            target = await services.links.look_up(token)
+            task = await services.store.get_task(target.case_id, target.matter)
+            url = (task.data.get("department_links") or {}).get(target.step) if task else None
+            if task is None or not url:
+                raise ApiError(404, ErrorItem("link.unknown_step", "token", "链接对应的办理步骤不存在", "no such step"))
+            # Checked again at redirect time: the allow-list may have shrunk since the answer was stored.
+            if not redirect_allowed(url, redirect_hosts(services.settings.adapter(task.adapter)),
+                                    development=services.settings.env == "development"):
+                LINKS_REFUSED.labels(task.adapter).inc()
+                raise ApiError(403, ErrorItem("link.redirect_refused", "token", "该办理页面不在部门允许的地址内",
+                                              "the department page is not on the adapter's redirect allow-list"))
+            await services.links.consume(token, target)
         except InvalidLink as exc:
-            raise ApiError(403, ErrorItem(exc.code, "token", "链接无效或已过期", str(exc))) from exc
-        task = await services.store.get_task(target.case_id, target.matter)
-        url = (task.data.get("department_links") or {}).get(target.step) if task else None
-        if not url:
-            raise ApiError(404, ErrorItem("link.unknown_step", "token", "链接对应的办理步骤不存在", "no such step"))
+            raise ApiError(403, ErrorItem(exc.code, "token", "链接无效、已使用或已过期", str(exc))) from exc
         return RedirectResponse(url, status_code=302)
 
     @app.get("/healthz")

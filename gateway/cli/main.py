@@ -141,6 +141,9 @@ def mocks(only: list[str] = typer.Option(None, "--only", help="serve just these 
     settings = _settings()
     ports = {name: port for name, port in settings.mock_ports.items() if not only or name in only}
     typer.echo("mocks: " + ", ".join(f"{n}=http://{settings.mock_host}:{p}" for n, p in ports.items()))
+    # Each mock department signs its callbacks with the key its adapter checks: given, or generated under var/.
+    for name in ports.keys() - {"sms"}:
+        os.environ.setdefault(f"MOCK_{name.upper()}_CALLBACK_SECRET", settings.adapter(name).callback_secret)
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import hmac
 import json
+import re
 import time
 from typing import Any
 
@@ -22,6 +21,7 @@ import structlog
 
 from gateway.bootstrap import Services
 from gateway.observability.metrics import OUTBOX
+from gateway.security import signing
 from gateway.security.audit import event_associated
 from gateway.security.pii import PiiCipher, is_sealed
 from gateway.store import keys
@@ -44,6 +44,21 @@ def open_event(events: PiiCipher, fields: dict[str, str]) -> dict[str, Any]:
     return event
 
 
+QUOTED_REASON_MAX = 60
+# Anything a reader could follow or call: links, bare domains, e-mail addresses, runs of 5+ digits (phone numbers).
+_FOLLOWABLE = re.compile(r"(?i)(?:[a-z][a-z0-9+.-]*://|www\.)\S*|\S+@\S+|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:cn|com|net|org"
+                         r"|gov|top|xyz|io|cc|me|info)\b\S*|\d[\d\s-]{3,}\d")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+
+
+def quoted_reason(text: str) -> str:
+    """A department's text as the official SMS may quote it: no control characters, nothing to follow or call,
+    at most QUOTED_REASON_MAX characters. The department cannot make the gateway's SMS carry its own link."""
+    cleaned = _FOLLOWABLE.sub("", _CONTROL.sub(" ", text))
+    cleaned = " ".join(cleaned.split()).strip(" ，。,.;；:：")
+    return cleaned if len(cleaned) <= QUOTED_REASON_MAX else cleaned[: QUOTED_REASON_MAX - 1] + "…"
+
+
 def sms_text(event: dict[str, Any], matter_name: str | None = None) -> str | None:
     """The applicant-facing message for an event, or None when the applicant need not hear of it."""
     if event.get("type") == "case.certificate_issued":
@@ -54,8 +69,9 @@ def sms_text(event: dict[str, Any], matter_name: str | None = None) -> str | Non
     if status not in _SMS_STATUSES:
         return None
     text = f"【灵活就业一件事】您申请的事项（{matter_name or event.get('matter', '')}）{_SMS_STATUSES[status]}。"
-    if status == "rejected" and event.get("reason"):
-        text += f"原因：{event['reason']}。"
+    reason = quoted_reason(str(event.get("reason") or "")) if status == "rejected" else ""
+    if reason:
+        text += f"原因：{reason}。"
     for step, url in (event.get("links") or {}).items():
         text += f"请点击链接完成{_STEP_NAMES.get(step, step)}：{url} "
     return text.strip()
@@ -149,7 +165,7 @@ class OutboxDispatcher:
     async def _webhook(self, url: str, secret: str, event: dict[str, Any]) -> bool:
         body = json.dumps(event, ensure_ascii=False).encode()
         timestamp = str(int(time.time()))
-        signature = hmac.new(secret.encode(), timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+        signature = signing.hmac_hex(secret, signing.webhook(timestamp, body))
         response = await self.http.post(url, content=body, headers={
             "Content-Type": "application/json", "X-Gateway-Event-Id": event["event_id"],
             "X-Gateway-Timestamp": timestamp, "X-Gateway-Signature": signature})

@@ -2,7 +2,7 @@
 
 One message of the task stream is one step: `documents` (retrieve the applicant's e-licenses, then release the
 case's ready tasks), `submit` or `poll` for one task. Every step is safe to run twice — the store's state machine
-refuses stale moves and departments de-duplicate by the deterministic request id — because a reclaimed message
+refuses stale moves and departments de-duplicate by the request id stored with the task — because a reclaimed message
 from a dead worker will run again.
 """
 
@@ -25,6 +25,7 @@ from gateway.observability.metrics import (
     DEPARTMENT_CALLS,
     DEPARTMENT_LATENCY,
     ILLEGAL_TRANSITIONS,
+    LINKS_REFUSED,
     RETRIES,
     TASK_TRANSITIONS,
     UNKNOWN_NATIVE,
@@ -37,9 +38,9 @@ from gateway.sdk import (
     ELicenseSource,
     NativeOutcome,
     TechnicalFault,
-    request_id_for,
+    new_request_id,
 )
-from gateway.security.links import LinkSigner
+from gateway.security.links import LinkStore, redirect_allowed, redirect_hosts
 from gateway.settings import Settings
 from gateway.store import keys
 from gateway.store.cases import CaseRecord, CaseStore, TaskRecord, TransitionResult, now_iso
@@ -63,7 +64,7 @@ class BreakerOpen(Exception):
 
 class Engine:
     def __init__(self, *, settings: Settings, store: CaseStore, queue: TaskQueue, adapters: AdapterManager,
-                 profiles: ProfileRegistry, links: LinkSigner, breakers: CircuitBreakers) -> None:
+                 profiles: ProfileRegistry, links: LinkStore, breakers: CircuitBreakers) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue
@@ -198,11 +199,7 @@ class Engine:
         data.update({k: v for k, v in outcome.data.items() if v is not None})
         links = dict(task.links)
         if outcome.links:
-            department_links = dict(data.get("department_links", {}))
-            for step, url in outcome.links.items():
-                department_links[step] = url
-                links[step] = self.links.url(case.id, task.matter, step)
-            data["department_links"] = department_links
+            await self._take_links(case, task, outcome.links, links, data)
         fields: dict[str, Any] = {"native_status": outcome.native_status, "data": data, "links": links,
                                   "reason": reason, "reference": outcome.reference}
         event = {"native_status": outcome.native_status, "reason": reason, "links": links}
@@ -216,8 +213,32 @@ class Engine:
         if still_waiting and (result.moved or (from_poll and result.repeated)):
             await self._schedule_poll(case.id, task)
         if result.moved and target in TERMINAL:
+            await self.links.revoke_task(case.id, task.matter)  # nothing is left to pay or upload
             await self.after_terminal(case.id)
         return result
+
+    async def _take_links(self, case: CaseRecord, task: TaskRecord, department_links: dict[str, str],
+                          links: dict[str, str], data: dict[str, Any]) -> None:
+        """Keep each department H5 page on the adapter's allow-list behind a new gateway link (once per page).
+
+        A page off the list is not stored: the task data names the refused step, never the URL.
+        """
+        allowed = redirect_hosts(self.settings.adapter(task.adapter))
+        known = dict(data.get("department_links", {}))
+        refused = set(data.get("refused_links", []))
+        for step, url in department_links.items():
+            if not redirect_allowed(url, allowed, development=self.settings.env == "development"):
+                LINKS_REFUSED.labels(task.adapter).inc()
+                log.warning("department link off the allow-list refused", case_id=case.id, matter=task.matter,
+                            adapter=task.adapter, step=step)
+                refused.add(step)
+                continue
+            if known.get(step) != url or step not in links:
+                links[step] = await self.links.issue(case.id, task.matter, step)
+            known[step] = url
+        data["department_links"] = known
+        if refused:
+            data["refused_links"] = sorted(refused)
 
     async def _move(self, case: CaseRecord, task: TaskRecord, target: TaskStatus, fields: dict[str, Any],
                     event: dict[str, Any] | None = None) -> TransitionResult:
@@ -298,8 +319,11 @@ class Engine:
             log.error("certificate wanted but no e-license adapter", case_id=case.id)
             return
         operation = "issue_certificate"
+        # Chosen once and kept on the case: a retried issue sends the same id, so the system issues once.
+        await self.store.redis.hsetnx(keys.case(case.id), "certificate_request_id", new_request_id())
+        request_id = str(await self.store.redis.hget(keys.case(case.id), "certificate_request_id"))
         request = DepartmentRequest(
-            request_id=request_id_for(case.id, certificate_type, operation), case_id=case.id,
+            request_id=request_id, case_id=case.id,
             matter=certificate_type, operation=operation, profile=case.profile, channel=case.channel,
             region_code=region_code, applicant=case.applicant, section={"certificate_type": certificate_type},
             agent=case.agent, callback_url=f"{self.settings.base_url}/v1/callbacks/{E_LICENSE_ADAPTER}")

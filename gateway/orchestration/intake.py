@@ -17,7 +17,7 @@ from gateway.domain.status import TaskStatus, derive_case_status
 from gateway.domain.validation import Application, validate_application
 from gateway.observability.metrics import CASES_CREATED, VALIDATION_REJECTIONS
 from gateway.orchestration.engine import DOCUMENTS, E_LICENSE_ADAPTER
-from gateway.sdk import request_id_for
+from gateway.sdk import new_request_id
 from gateway.security.applicant_identity import ApplicantAssertion
 from gateway.security.caller_quotas import check_case_rights
 from gateway.security.callers import Caller
@@ -133,7 +133,7 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
         prerequisite = [m for m in (spec.prerequisite.any_of if spec.prerequisite else []) if m in application.matters]
         tasks.append(NewTask(
             matter=code, department=spec.department, adapter=spec.adapter, operation=spec.operation,
-            request_id=request_id_for(case_id, code, spec.operation), prerequisite=prerequisite,
+            request_id=new_request_id(), prerequisite=prerequisite,
             deadline=task_deadline(profile, code, application.channel, today, services.calendar).isoformat(),
             ready=not prerequisite))
     deadline = case_deadline(profile, application.matters, application.channel, today, services.calendar)

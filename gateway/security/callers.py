@@ -1,7 +1,8 @@
 """Registered callers and their HMAC-signed requests (a contract with the platform).
 
-X-Signature = hex HMAC-SHA256(secret, METHOD \\n PATH_WITH_QUERY \\n X-Timestamp \\n X-Nonce \\n hex SHA256(body)),
-and for a `window` caller one more line: \\n X-Operator-Id (the clerk at the counter).
+X-Signature = hex HMAC-SHA256 over the caller string to sign of gateway.security.signing: METHOD \n
+PATH_WITH_QUERY \n X-Timestamp \n X-Nonce \n hex SHA256(body), and for a `window` caller one more line:
+\n X-Operator-Id (the clerk at the counter).
 
 Headers are checked before the body is read (presence, ASCII, lengths, known caller, timestamp window, signature
 format); only then is the body read (bounded by the API) and the HMAC and the nonce verified.
@@ -9,8 +10,6 @@ format); only then is the body read (bounded by the API) and the HMAC and the no
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 import secrets
@@ -23,6 +22,7 @@ from typing import Any, Literal
 import yaml
 
 from gateway.api.errors import ApiError, unauthorized
+from gateway.security.signing import caller_request, verify_hmac_hex
 from gateway.store import keys
 from gateway.store.connection import StrRedis
 
@@ -152,18 +152,6 @@ def write_demo_callers(path: Path) -> Caller:
     return caller
 
 
-def string_to_sign(method: str, path_with_query: str, timestamp: str, nonce: str, body: bytes,
-                   operator: str | None = None) -> str:
-    lines = [method.upper(), path_with_query, timestamp, nonce, hashlib.sha256(body).hexdigest()]
-    return "\n".join(lines if operator is None else [*lines, operator])
-
-
-def signature(secret: str, method: str, path_with_query: str, timestamp: str, nonce: str, body: bytes,
-              operator: str | None = None) -> str:
-    message = string_to_sign(method, path_with_query, timestamp, nonce, body, operator)
-    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
-
-
 @dataclass(frozen=True)
 class SignedHeaders:
     """A request's signature headers that passed the cheap checks; the HMAC is not verified yet."""
@@ -216,9 +204,8 @@ class CallerAuthenticator:
 
     async def verify(self, signed: SignedHeaders, method: str, path_with_query: str, body: bytes) -> None:
         caller = signed.caller
-        expected = signature(caller.secret, method, path_with_query, signed.timestamp, signed.nonce, body,
-                             signed.operator)
-        if not hmac.compare_digest(expected, signed.signature):
+        message = caller_request(method, path_with_query, signed.timestamp, signed.nonce, body, signed.operator)
+        if not verify_hmac_hex(caller.secret, message, signed.signature):
             raise unauthorized("auth.signature_invalid", "签名校验失败", "signature does not verify", "X-Signature")
         # Checked after the signature, so nobody can burn another caller's nonces.
         if not await self.redis.set(keys.nonce(caller.app_id, signed.nonce), "1", nx=True, ex=self.window_s * 2):

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from gateway.client import GatewayClient, signed_headers
-from gateway.security.callers import signature
+from gateway.security.signing import sign_caller_request
 from tests.support.harness import (
     OPERATOR,
     PLATFORM,
@@ -348,8 +348,8 @@ def test_a_non_ascii_or_over_long_h5_token_is_refused_never_500(gw):
 def test_a_stale_timestamp_is_refused_before_the_body_is_read(gw):
     headers = signed_headers(*PLATFORM, "POST", "/v1/cases", b"")
     headers["X-Timestamp"] = str(int(time.time()) - 3600)
-    headers["X-Signature"] = signature(PLATFORM[1], "POST", "/v1/cases", headers["X-Timestamp"], headers["X-Nonce"],
-                                       b"")
+    headers["X-Signature"] = sign_caller_request(PLATFORM[1], "POST", "/v1/cases", headers["X-Timestamp"],
+                                                 headers["X-Nonce"], b"")
     head = ("POST /v1/cases HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: 200000\r\n"
             + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
     answer = raw_exchange(gw, head, [b"{"])  # 199,999 bytes never come: only the headers were looked at

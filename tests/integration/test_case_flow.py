@@ -107,7 +107,7 @@ def test_jiujiang_case_completes_after_payments_and_gets_the_certificate(redis_u
         gw.stop()
 
 
-def test_a_person_pays_through_the_signed_link_and_the_callback_completes_the_declaration(redis_url, tmp_path):
+def test_a_person_pays_through_the_single_use_link_and_the_callback_completes_the_declaration(redis_url, tmp_path):
     gw = start_gateway(tmp_path, redis_url)  # no simulated applicant: this test is the person with the phone
     try:
         person = applicant(division="360402", birth="19880202", sequence=151)
@@ -117,11 +117,13 @@ def test_a_person_pays_through_the_signed_link_and_the_callback_completes_the_de
         link = by_matter(case)["contribution_declaration"]["links"]["payment"]
         sms = httpx.get(gw.mock("sms") + "/_mock/messages", params={"phone": person["phone"]}).json()["messages"]
         assert any(link in m["text"] for m in sms)  # the applicant got exactly this link by SMS
-        payload, mac = link.rsplit("/", 1)[1].split(".")
-        forged = f"{gw.base_url}/h5/{payload}.{'0' * len(mac)}"
+        token = link.rsplit("/", 1)[1]
+        forged = f"{gw.base_url}/h5/{token[:-4]}{'AAAA' if not token.endswith('AAAA') else 'BBBB'}"
         assert httpx.get(forged).status_code == 403
         opened = httpx.get(link)
         assert opened.status_code == 302 and opened.headers["location"].startswith(gw.mock("tax") + "/h5/pay/")
+        again = httpx.get(link)  # a payment link opens once: a forwarded SMS leads nowhere
+        assert again.status_code == 403 and again.json()["errors"][0]["code"] == "link.invalid"
         page = httpx.get(opened.headers["location"])
         assert page.status_code == 200 and "缴费" in page.text
         assert httpx.post(opened.headers["location"] + "/confirm").status_code == 200

@@ -1,4 +1,4 @@
-"""Signed links, PII encryption, caller files and request signatures, alone (no I/O beyond temp files)."""
+"""PII encryption, caller files and request signatures, alone (no I/O beyond temp files)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import re
 import pytest
 from cryptography.exceptions import InvalidTag
 
-from gateway.security.callers import CallersFileError, RateLimit, load_callers, signature, string_to_sign
-from gateway.security.links import InvalidLink, LinkSigner
+from gateway.security.callers import CallersFileError, RateLimit, load_callers
 from gateway.security.pii import PiiCipher
+from gateway.security.signing import caller_request, sign_caller_request
 
 
 def test_our_signature_is_the_one_the_platform_computes():
@@ -21,24 +21,7 @@ def test_our_signature_is_the_one_the_platform_computes():
     body = '{"profile": "guangxi", "applicant": {"name": "韦样例"}}'.encode()
     signed = "\n".join(["POST", "/v1/cases?x=1", "1700000000", "n-1", hashlib.sha256(body).hexdigest()])
     expected = hmac.new(b"s", signed.encode(), hashlib.sha256).hexdigest()
-    assert signature("s", "POST", "/v1/cases?x=1", "1700000000", "n-1", body) == expected
-
-
-def test_links_round_trip_and_refuse_forgery_tampering_and_expiry():
-    signer = LinkSigner(b"k" * 32, "http://gw.example/", ttl_s=60)
-    token = signer.token("case-1", "contribution_declaration", "payment", now=1000)
-    target = signer.verify(token, now=1059)
-    assert (target.case_id, target.matter, target.step) == ("case-1", "contribution_declaration", "payment")
-    assert signer.url("c", "m", "s").startswith("http://gw.example/h5/")
-    with pytest.raises(InvalidLink) as expired:
-        signer.verify(token, now=1061)
-    assert expired.value.code == "link.expired"
-    payload, mac = token.split(".")
-    other = LinkSigner(b"x" * 32, "http://gw.example", ttl_s=60).token("case-1", "m", "payment", now=1000)
-    for forged in (f"{payload}.{'0' * len(mac)}", other, f"{other.split('.')[0]}.{mac}", "garbage", ""):
-        with pytest.raises(InvalidLink) as refused:
-            signer.verify(forged, now=1001)
-        assert refused.value.code == "link.forged"
+    assert sign_caller_request("s", "POST", "/v1/cases?x=1", "1700000000", "n-1", body) == expected
 
 
 @pytest.mark.parametrize("name", ["aes-gcm", "sm4-gcm"])
@@ -125,9 +108,10 @@ def test_per_caller_rights_quotas_and_webhooks_are_read_and_checked_at_load(tmp_
 
 def test_a_window_callers_signature_covers_its_operator_and_a_platform_callers_is_unchanged():
     body = b"{}"
-    plain = signature("s", "POST", "/v1/cases", "1700000000", "n-1", body)
+    plain = sign_caller_request("s", "POST", "/v1/cases", "1700000000", "n-1", body)
     readme = "\n".join(["POST", "/v1/cases", "1700000000", "n-1", hashlib.sha256(body).hexdigest()])
     assert plain == hmac.new(b"s", readme.encode(), hashlib.sha256).hexdigest()  # the README's definition
-    clerk = signature("s", "POST", "/v1/cases", "1700000000", "n-1", body, "clerk-1")
-    assert clerk != plain and clerk != signature("s", "POST", "/v1/cases", "1700000000", "n-1", body, "clerk-2")
-    assert string_to_sign("POST", "/v1/cases", "1", "n", body, "clerk-1").endswith("\nclerk-1")
+    clerk = sign_caller_request("s", "POST", "/v1/cases", "1700000000", "n-1", body, "clerk-1")
+    other_clerk = sign_caller_request("s", "POST", "/v1/cases", "1700000000", "n-1", body, "clerk-2")
+    assert clerk != plain and clerk != other_clerk
+    assert caller_request("POST", "/v1/cases", "1", "n", body, "clerk-1").endswith(b"\nclerk-1")
