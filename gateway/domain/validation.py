@@ -21,6 +21,7 @@ from gateway.domain.retirement import has_reached_retirement, retirement_month
 from gateway.profiles.loader import ProfileRegistry
 from gateway.profiles.model import (
     ChannelLimit,
+    Condition,
     DateNotFuture,
     DateNotPast,
     DateOrder,
@@ -633,6 +634,11 @@ def _values_at(data: Any, dotted: str) -> Iterator[tuple[tuple[int, ...], str, A
     yield from walk(data, dotted.split("."), (), [])
 
 
+def condition_holds(condition: Condition, section: dict[str, Any]) -> bool:
+    """A profile condition on a section: some value at its (dotted, ``*`` for rows) field is one it names."""
+    return any(v in condition.in_ for _r, _p, v in _values_at(section, condition.field))
+
+
 def _value_for_rows(data: Any, dotted: str, rows: tuple[int, ...]) -> tuple[str, Any] | None:
     for other_rows, path, value in _values_at(data, dotted):
         if other_rows == rows[: len(other_rows)]:
@@ -828,8 +834,7 @@ def materials_for(profile: Profile, application: Application) -> list[dict[str, 
     for code in application.matters:
         section = application.sections.get(code, {})
         for material in profile.matter(code).materials:
-            condition = material.when
-            if condition is None or any(v in condition.in_ for _r, _p, v in _values_at(section, condition.field)):
+            if material.when is None or condition_holds(material.when, section):
                 chosen.append((code, material))
     result = []
     for matter, material in chosen:

@@ -29,6 +29,7 @@ from gateway.observability.metrics import (
     TASK_TRANSITIONS,
     UNKNOWN_NATIVE,
 )
+from gateway.orchestration.applicant_steps import STEP_TIMER, ApplicantSteps
 from gateway.profiles.loader import ProfileRegistry
 from gateway.resilience.breaker import CircuitBreakers
 from gateway.sdk import (
@@ -72,6 +73,8 @@ class Engine:
         self.links = links
         self.breakers = breakers
         self._department_slots: dict[str, asyncio.Semaphore] = {}
+        self.applicant_steps = ApplicantSteps(settings=settings, store=store, queue=queue, profiles=profiles,
+                                              links=links)
 
     # ---- one step ------------------------------------------------------------------------------------------
     async def process(self, message: TaskMessage) -> None:
@@ -80,6 +83,9 @@ class Engine:
             return
         if message.kind == CERTIFICATE:
             await self.retry_certificate(message.case_id)
+            return
+        if message.kind == STEP_TIMER:
+            await self.step_timer(message.case_id, message.matter)
             return
         task = await self.store.get_task(message.case_id, message.matter)
         if task is None or task.status in TERMINAL:
@@ -204,6 +210,8 @@ class Engine:
             data["department_links"] = department_links
         fields: dict[str, Any] = {"native_status": outcome.native_status, "data": data, "links": links,
                                   "reason": reason, "reference": outcome.reference}
+        if target is TaskStatus.AWAITING_PAYMENT and outcome.links and task.status is not TaskStatus.AWAITING_PAYMENT:
+            fields.update(await self.applicant_steps.arm(case, task, list(outcome.links)))
         result = await self._move(case, task, target, fields, event={"native_status": outcome.native_status,
                                                                      "reason": reason, "links": links})
         if result.repeated:
@@ -249,6 +257,11 @@ class Engine:
             await self.queue.dead_letter(case.id, task.matter)
             log.error("task dead-lettered", case_id=case.id, matter=task.matter, adapter=task.adapter,
                       error=str(exc)[:200])
+
+    async def step_timer(self, case_id: str, matter: str) -> None:
+        """An applicant step's timer: a reminder, or the expiry, which settles the case like any terminal move."""
+        if await self.applicant_steps.fire(case_id, matter):
+            await self.after_terminal(case_id)
 
     # ---- the plan --------------------------------------------------------------------------------------------
     async def after_terminal(self, case_id: str) -> None:

@@ -95,3 +95,18 @@ if last_seq ~= seq - 1 or last_hash ~= ARGV[2] then return 0 end
 redis.call('RPUSH', KEYS[1], ARGV[3])
 return 1
 """
+
+# A reminder of the applicant's H5 step: sent once per reminder number, only while the task still waits on the same
+# step (its plan unchanged), with the fresh links stored on the task and the event numbered in the same step.
+# KEYS: task, case, outbox stream. ARGV: waiting status, plan JSON as read, reminders counted as read, reminders
+# counted after this one, links JSON, updated_at, event JSON. Returns 1 sent, 0 the task moved on or another worker
+# sent this reminder.
+STEP_REMINDER = """
+if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'applicant_step') ~= ARGV[2] then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'step_reminded') or '0') ~= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], 'step_reminded', ARGV[4], 'links', ARGV[5], 'updated_at', ARGV[6])
+local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+redis.call('XADD', KEYS[3], '*', 'case_id', redis.call('HGET', KEYS[2], 'id'), 'seq', seq, 'event', ARGV[7])
+return 1
+"""
