@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     outbox_retry_cap_s: float = 60.0
     outbox_max_attempts: int = 500  # ~8 hours at the cap before an event is parked for ops
 
+    # The applicant's H5 steps (pay, deposit, photo) where the profile names no schedule: SMS reminders with a fresh
+    # link this many seconds after the step began, then the task ends `expired`. `gateway up` compresses them.
+    step_reminders_s: list[float] = Field(default_factory=lambda: [24 * 3600.0, 3 * 24 * 3600.0])
+    step_expiry_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+
     log_level: str = "INFO"
     log_json: bool = False
 

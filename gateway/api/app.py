@@ -20,6 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from gateway.api.errors import ApiError, ErrorItem, not_found, unauthorized
 from gateway.api.limits import BodyLimit, check_json_shape
 from gateway.bootstrap import Services, build_services
+from gateway.domain.status import TERMINAL
 from gateway.observability.metrics import API_LATENCY, API_REQUESTS, CALLBACKS, LINKS_REFUSED
 from gateway.orchestration.intake import overdue_cases, read_case, submit_case
 from gateway.profiles.catalogue import catalogue, catalogue_index
@@ -209,6 +210,8 @@ def create_app(settings: Settings, redis_url: str,
                 raise InvalidLink("link.malformed", "link token is not a link token")
             target = await services.links.look_up(token)
             task = await services.store.get_task(target.case_id, target.matter)
+            if task is not None and task.status in TERMINAL:  # paid, refused or expired: the step is over
+                raise ApiError(410, ErrorItem("link.step_closed", "token", "该办理步骤已结束", "the step is over"))
             url = (task.data.get("department_links") or {}).get(target.step) if task else None
             if task is None or not url:
                 raise ApiError(404, ErrorItem("link.unknown_step", "token", "链接对应的办理步骤不存在", "no such step"))

@@ -194,6 +194,9 @@ def up(port: int = typer.Option(8080, help="API port")) -> None:
             child_env = {**os.environ, **env, "MOCK_APPLICANT_DELAY_S": os.environ.get("MOCK_APPLICANT_DELAY_S", "2")}
             children.append(subprocess.Popen([sys.executable, "-m", "gateway", "mocks"], env=child_env))
             _wait_for_ports(list(ports.values()), children[-1])
+            # Applicant steps in compressed time too: a step left undone is reminded within 20 s, ends in 2 minutes.
+            for name, value in (("GATEWAY_STEP_REMINDERS_S", "[15, 60]"), ("GATEWAY_STEP_EXPIRY_S", "120")):
+                env[name] = os.environ.get(name, value)
             os.environ.update(env)
             settings = _settings(api_port=port)
             scheme = "https" if settings.tls_cert_file else "http"

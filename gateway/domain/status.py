@@ -18,12 +18,14 @@ class TaskStatus(StrEnum):
     SKIPPED = "skipped"  # a prerequisite was rejected
     FAILED = "failed"  # technical, retries exhausted: dead-lettered for ops
     CANCELLED = "cancelled"
+    EXPIRED = "expired"  # the applicant's H5 step was not done by its expiry (profile or settings schedule)
     # The department answered a code its adapter's table does not know: explicit and alerting, never a silent default.
     UNKNOWN_NATIVE_STATUS = "unknown_native_status"
 
 
 TERMINAL: frozenset[TaskStatus] = frozenset(
-    {TaskStatus.COMPLETED, TaskStatus.REJECTED, TaskStatus.SKIPPED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+    {TaskStatus.COMPLETED, TaskStatus.REJECTED, TaskStatus.SKIPPED, TaskStatus.FAILED, TaskStatus.CANCELLED,
+     TaskStatus.EXPIRED}
 )
 
 # Progress only moves forward; a late or out-of-order department answer can never move a task back.
@@ -56,6 +58,8 @@ def _build_transitions() -> dict[TaskStatus, frozenset[TaskStatus]]:
             allowed[status].add(TaskStatus.UNKNOWN_NATIVE_STATUS)
     for source, target in DEPARTMENT_BACK_STEPS:
         allowed[source].add(target)
+    # Only a task waiting for the applicant's step can run out of time: every H5 step (pay, deposit, photo) waits there.
+    allowed[TaskStatus.AWAITING_PAYMENT].add(TaskStatus.EXPIRED)
     # A later known answer (or ops) resolves an unknown code.
     allowed[TaskStatus.UNKNOWN_NATIVE_STATUS] |= set(_PROGRESS[1:]) | {
         TaskStatus.REJECTED,
@@ -86,6 +90,7 @@ class CaseStatus(StrEnum):
     REJECTED = "rejected"
     ATTENTION_NEEDED = "attention_needed"  # a task failed technically or answered an unknown code: ops must look
     CANCELLED = "cancelled"
+    EXPIRED = "expired"  # nothing completed and the applicant let a step run out; no department refused
 
 
 def derive_case_status(task_statuses: Iterable[TaskStatus]) -> CaseStatus:
@@ -101,4 +106,6 @@ def derive_case_status(task_statuses: Iterable[TaskStatus]) -> CaseStatus:
         return CaseStatus.CANCELLED
     if any(s is TaskStatus.COMPLETED for s in statuses):
         return CaseStatus.PARTIALLY_COMPLETED
+    if any(s is TaskStatus.EXPIRED for s in statuses) and not any(s is TaskStatus.REJECTED for s in statuses):
+        return CaseStatus.EXPIRED
     return CaseStatus.REJECTED

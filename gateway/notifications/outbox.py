@@ -21,6 +21,7 @@ import structlog
 
 from gateway.bootstrap import Services
 from gateway.observability.metrics import OUTBOX
+from gateway.orchestration.applicant_steps import STEP_NAMES_ZH, step_names_zh
 from gateway.security import signing
 from gateway.security.audit import event_associated
 from gateway.security.pii import PiiCipher, is_sealed
@@ -30,8 +31,8 @@ from gateway.store.consumer import ConsumerLoop, Entry, StreamConsumer
 log = structlog.get_logger("gateway.outbox")
 
 _SMS_STATUSES = {"completed": "已办结", "rejected": "未通过", "skipped": "未办理（前置事项未办结）",
-                 "awaiting_payment": "待您办理"}
-_STEP_NAMES = {"payment": "缴费", "deposit": "缴存", "photo": "上传社保卡照片"}
+                 "awaiting_payment": "待您办理",
+                 "expired": "已终止（未在期限内完成您需办理的步骤），如需办理请重新申请"}
 
 
 def open_event(events: PiiCipher, fields: dict[str, str]) -> dict[str, Any]:
@@ -63,6 +64,13 @@ def sms_text(event: dict[str, Any], matter_name: str | None = None) -> str | Non
     """The applicant-facing message for an event, or None when the applicant need not hear of it."""
     if event.get("type") == "case.certificate_issued":
         return "【灵活就业一件事】您的《就业创业证》电子证照已生成，可在政务服务平台查看。"
+    if event.get("type") == "task.step_reminder":
+        # The step and the matter by name, the time it ends, and a fresh link: what a person needs to act on it.
+        text = (f"【灵活就业一件事】提醒：您申请的事项（{matter_name or event.get('matter', '')}）尚待您完成"
+                f"{step_names_zh(event.get('steps') or [])}，请于{event.get('expires_at', '')}前办理。")
+        for step, url in (event.get("links") or {}).items():
+            text += f"请点击链接完成{STEP_NAMES_ZH.get(step, step)}：{url} "
+        return text.strip()
     if event.get("type") != "task.status_changed":
         return None
     status = event.get("status", "")
@@ -73,7 +81,7 @@ def sms_text(event: dict[str, Any], matter_name: str | None = None) -> str | Non
     if reason:
         text += f"原因：{reason}。"
     for step, url in (event.get("links") or {}).items():
-        text += f"请点击链接完成{_STEP_NAMES.get(step, step)}：{url} "
+        text += f"请点击链接完成{STEP_NAMES_ZH.get(step, step)}：{url} "
     return text.strip()
 
 

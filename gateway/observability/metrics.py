@@ -25,6 +25,8 @@ LINKS_REFUSED = Counter("gateway_department_links_refused_total",
 OUTBOX = Counter("gateway_outbox_deliveries_total", "Outbox deliveries", ["channel", "result"])
 BREAKER_OPEN = Gauge("gateway_breaker_open", "1 while a department's circuit breaker is open", ["adapter"])
 BREAKER_DEFERRED = Counter("gateway_breaker_deferred_total", "Tasks deferred while a breaker was open", ["adapter"])
+APPLICANT_STEPS = Counter("gateway_applicant_step_timers_total", "Applicant H5 steps reminded or expired",
+                          ["adapter", "action"])
 CALENDAR_FALLBACK = Counter("gateway_calendar_fallback_total",
                             "Deadlines computed with the Mon-Fri fallback for a year without holiday data", ["year"])
 OVERDUE_CASES = Gauge("gateway_overdue_cases", "Open cases past their promised deadline")

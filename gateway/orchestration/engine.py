@@ -30,6 +30,7 @@ from gateway.observability.metrics import (
     TASK_TRANSITIONS,
     UNKNOWN_NATIVE,
 )
+from gateway.orchestration.applicant_steps import STEP_TIMER, ApplicantSteps
 from gateway.profiles.loader import ProfileRegistry
 from gateway.resilience.breaker import CircuitBreakers
 from gateway.sdk import (
@@ -73,6 +74,8 @@ class Engine:
         self.links = links
         self.breakers = breakers
         self._department_slots: dict[str, asyncio.Semaphore] = {}
+        self.applicant_steps = ApplicantSteps(settings=settings, store=store, queue=queue, profiles=profiles,
+                                              links=links)
 
     # ---- one step ------------------------------------------------------------------------------------------
     async def process(self, message: TaskMessage) -> None:
@@ -81,6 +84,9 @@ class Engine:
             return
         if message.kind == CERTIFICATE:
             await self.retry_certificate(message.case_id)
+            return
+        if message.kind == STEP_TIMER:
+            await self.step_timer(message.case_id, message.matter)
             return
         task = await self.store.get_task(message.case_id, message.matter)
         if task is None or task.status in TERMINAL:
@@ -202,6 +208,8 @@ class Engine:
             await self._take_links(case, task, outcome.links, links, data)
         fields: dict[str, Any] = {"native_status": outcome.native_status, "data": data, "links": links,
                                   "reason": reason, "reference": outcome.reference}
+        if target is TaskStatus.AWAITING_PAYMENT and outcome.links and task.status is not TaskStatus.AWAITING_PAYMENT:
+            fields.update(await self.applicant_steps.arm(case, task, list(outcome.links)))
         event = {"native_status": outcome.native_status, "reason": reason, "links": links}
         if callback_id:
             event["callback_id"] = callback_id
@@ -275,6 +283,11 @@ class Engine:
             await self.queue.dead_letter(case.id, task.matter)
             log.error("task dead-lettered", case_id=case.id, matter=task.matter, adapter=task.adapter,
                       error=type(exc).__name__)  # the message may quote the department: it is sealed in last_error
+
+    async def step_timer(self, case_id: str, matter: str) -> None:
+        """An applicant step's timer: a reminder, or the expiry, which settles the case like any terminal move."""
+        if await self.applicant_steps.fire(case_id, matter):
+            await self.after_terminal(case_id)
 
     # ---- the plan --------------------------------------------------------------------------------------------
     async def after_terminal(self, case_id: str) -> None:

@@ -7,9 +7,10 @@ catalogue publishes are one and the same text; ``section_schema.py`` turns a mat
 
 from __future__ import annotations
 
+import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 Channel = Literal["online", "window"]
 Department = Literal["hrss", "medical", "tax", "housing_fund", "e_license"]
@@ -211,6 +212,32 @@ class Placeholder(_Frozen):
     note: str = ""
 
 
+class PaymentCutoff(_Frozen):
+    """A payment cut-off of the seed: a step started before the end of one of ``last_days`` (``MM-DD``, Beijing)
+    expires there, because what it charges changes after it. ``when`` limits it to sections that match."""
+
+    last_days: list[str] = Field(min_length=1)
+    when: Condition | None = None
+
+    @field_validator("last_days")
+    @classmethod
+    def _month_days(cls, values: list[str]) -> list[str]:
+        for value in values:
+            datetime.datetime.strptime(f"2024-{value}", "%Y-%m-%d")  # a leap year accepts 02-29
+        return values
+
+
+class StepSchedule(_Frozen):
+    """When the applicant is reminded of an H5 step (seconds after it began) and when it expires; unset values
+    come from GATEWAY_STEP_REMINDERS_S and GATEWAY_STEP_EXPIRY_S. A cut-off ends the step earlier."""
+
+    reminders_s: list[float] | None = None
+    expiry_s: float | None = Field(default=None, gt=0)
+    cutoffs: list[PaymentCutoff] = Field(default_factory=list)
+
+
+
+
 class MatterSpec(_Frozen):
     code: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     name_zh: str
@@ -233,6 +260,8 @@ class MatterSpec(_Frozen):
 
     def accepts(self, id_type: str, profile: Profile) -> bool:
         return id_type in (self.id_types if self.id_types is not None else profile.applicant_id_types)
+    # The applicant's H5 steps (payment, deposit, photo: the links the department returns) by step name.
+    applicant_steps: dict[str, StepSchedule] = Field(default_factory=dict)
 
 
 class Proxy(_Frozen):

@@ -173,6 +173,7 @@ class CaseStore:
         self._create = redis.register_script(scripts.CREATE_CASE)
         self._transition = redis.register_script(scripts.TRANSITION)
         self._append_event = redis.register_script(scripts.APPEND_EVENT)
+        self._step_reminder = redis.register_script(scripts.STEP_REMINDER)
 
     async def create(self, *, caller: str, idempotency_key: str, request_hash: str, case_id: str,
                      case_fields: dict[str, Any], tasks: list[NewTask], deadline_ts: float,
@@ -335,6 +336,25 @@ class CaseStore:
                                             args=chain)
 
         await self._chained(case_id, event, run, lambda r: int(r) == 0)
+
+    async def applicant_step(self, case_id: str, matter: str) -> tuple[str | None, int]:
+        """The task's applicant-step plan (JSON as stored) and how many reminders of it were sent."""
+        plan, reminded = await self.redis.hmget(keys.task(case_id, matter), ["applicant_step", "step_reminded"])
+        return plan, int(reminded or 0)
+
+    async def record_step_reminder(self, case_id: str, matter: str, waiting: TaskStatus, plan: str, reminded: int,
+                                   number: int, links: dict[str, str], payload: dict[str, Any]) -> bool:
+        """Send reminder `number` (its event, the fresh links on the task) if the task still waits on `plan` with
+        `reminded` reminders counted: a timer fired twice, or for a task that moved on, sends nothing."""
+        event = self._event("task.step_reminder", case_id, matter, payload)
+
+        async def run(chain: list[Any]) -> Any:
+            return await self._step_reminder(
+                keys=[keys.task(case_id, matter), keys.case(case_id), keys.OUTBOX_STREAM, keys.audit(case_id)],
+                args=[waiting.value, plan, reminded, number, json.dumps(links, ensure_ascii=False), now_iso(),
+                      *chain])
+
+        return int(await self._chained(case_id, event, run, lambda r: int(r) == 3)) == 1
 
     @staticmethod
     def _event(event_type: str, case_id: str, matter: str | None, payload: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ class TaskMessage:
     message_id: str
     case_id: str
     matter: str
-    kind: str  # "submit" | "poll"
+    kind: str  # "documents" | "submit" | "poll" | "certificate" | "step_timer"
 
 
 def message_of(entry: Entry) -> TaskMessage | None:
@@ -25,6 +25,10 @@ def message_of(entry: Entry) -> TaskMessage | None:
     if not fields:  # Redis 6.2 returns deleted entries as nil inside XAUTOCLAIM replies
         return None
     return TaskMessage(message_id, fields["case_id"], fields["matter"], fields.get("kind", "submit"))
+
+
+def _delayed(case_id: str, matter: str, kind: str) -> str:
+    return json.dumps({"case_id": case_id, "matter": matter, "kind": kind}, sort_keys=True)
 
 
 def parse_autoclaim(reply: list[Any]) -> list[TaskMessage]:
@@ -51,9 +55,13 @@ class TaskQueue:
         if delay_s <= 0:
             await self.redis.xadd(keys.TASK_STREAM, {"case_id": case_id, "matter": matter, "kind": kind})
             return
-        member = json.dumps({"case_id": case_id, "matter": matter, "kind": kind}, sort_keys=True)
         # NX: the same pending message scheduled twice stays one message, at its earlier time.
-        await self.redis.zadd(keys.DELAYED, {member: time.time() + delay_s}, nx=True)
+        await self.redis.zadd(keys.DELAYED, {_delayed(case_id, matter, kind): time.time() + delay_s}, nx=True)
+
+    async def enqueue_at(self, case_id: str, matter: str, kind: str, due_at: float) -> None:
+        """A timer in the delayed set (in Redis, so it survives any restart): one per task and kind; set again,
+        it only moves earlier (LT), and its step decides afresh what is due when it fires."""
+        await self.redis.zadd(keys.DELAYED, {_delayed(case_id, matter, kind): due_at}, lt=True)
 
     async def promote_due(self, limit: int = 200) -> int:
         return int(await self._promote(keys=[keys.DELAYED, keys.TASK_STREAM], args=[time.time(), limit]))

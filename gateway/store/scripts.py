@@ -119,3 +119,18 @@ if redis.call('LINDEX', KEYS[1], tonumber(ARGV[1])) ~= ARGV[2] then return 0 end
 redis.call('LSET', KEYS[1], tonumber(ARGV[1]), ARGV[3])
 return 1
 """
+
+# A reminder of the applicant's H5 step: sent once per reminder number, only while the task still waits on the same
+# step (its plan unchanged), with the fresh links stored on the task and the event numbered and chained in the same
+# step. KEYS: task, case, outbox stream, audit list. ARGV: waiting status, plan JSON as read, reminders counted as
+# read, reminders counted after this one, links JSON, updated_at, then the chain arguments. Returns 1 sent, 0 the task
+# moved on or another worker sent this reminder, 3 the chain head moved (nothing changed: read it again and retry).
+STEP_REMINDER = _chained("""
+if redis.call('HGET', KEYS[1], 'status') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'applicant_step') ~= ARGV[2] then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'step_reminded') or '0') ~= tonumber(ARGV[3]) then return 0 end
+--CHAIN_STALE-- return 3 end
+redis.call('HSET', KEYS[1], 'step_reminded', ARGV[4], 'links', ARGV[5], 'updated_at', ARGV[6])
+--CHAIN_APPEND--
+return 1
+""", case_k=2, audit_k=4, outbox_k=3, chain_a=7)

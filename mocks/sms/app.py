@@ -12,7 +12,8 @@ The simulated applicant (DESIGN.md "Mock conventions"): when MOCK_APPLICANT_DELA
 message's http(s) links are acted on after that delay, the way a person would: GET the link following redirects (the
 gateway's signed link redirects to the department's H5 page), then POST `<final page URL path>/confirm` (same query
 string). A page whose URL path mentions "photo" gets `{"photo_jpeg_base64": ...}` (a social-security card photo);
-other pages get no body. Failures are recorded, never raised.
+other pages get no body. Failures are recorded, never raised. A reminder's fresh link is acted on like the first
+one, so a case whose first SMS was lost (or whose applicant ignored it) completes through its reminder.
 """
 
 from __future__ import annotations

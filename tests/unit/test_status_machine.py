@@ -20,7 +20,7 @@ S = TaskStatus
     (S.SUBMITTED, S.COMPLETED), (S.ACCEPTED, S.IN_REVIEW), (S.IN_REVIEW, S.AWAITING_PAYMENT),
     (S.AWAITING_PAYMENT, S.COMPLETED), (S.AWAITING_PAYMENT, S.IN_REVIEW), (S.SUBMITTED, S.REJECTED),
     (S.SUBMITTED, S.FAILED), (S.IN_REVIEW, S.UNKNOWN_NATIVE_STATUS), (S.UNKNOWN_NATIVE_STATUS, S.COMPLETED),
-    (S.FAILED, S.QUEUED), (S.QUEUED, S.CANCELLED),
+    (S.FAILED, S.QUEUED), (S.QUEUED, S.CANCELLED), (S.AWAITING_PAYMENT, S.EXPIRED),
 ])
 def test_allowed(current, target):
     assert can_transition(current, target)
@@ -32,6 +32,7 @@ def test_allowed(current, target):
     (S.IN_REVIEW, S.SUBMITTED), (S.PENDING, S.SUBMITTED), (S.PENDING, S.COMPLETED), (S.SKIPPED, S.QUEUED),
     (S.CANCELLED, S.QUEUED), (S.QUEUED, S.UNKNOWN_NATIVE_STATUS), (S.COMPLETED, S.COMPLETED),
     (S.AWAITING_PAYMENT, S.SUBMITTED), (S.AWAITING_PAYMENT, S.ACCEPTED), (S.ACCEPTED, S.SUBMITTED),
+    (S.IN_REVIEW, S.EXPIRED), (S.SUBMITTED, S.EXPIRED), (S.EXPIRED, S.AWAITING_PAYMENT), (S.EXPIRED, S.COMPLETED),
 ])
 def test_refused(current, target):
     assert not can_transition(current, target)
@@ -58,6 +59,10 @@ def test_terminal_states_never_move_except_failed_back_to_the_queue():
     ([S.COMPLETED, S.FAILED], CaseStatus.ATTENTION_NEEDED),
     ([S.QUEUED, S.UNKNOWN_NATIVE_STATUS], CaseStatus.ATTENTION_NEEDED),
     ([S.CANCELLED], CaseStatus.CANCELLED),
+    ([S.COMPLETED, S.EXPIRED], CaseStatus.PARTIALLY_COMPLETED),
+    ([S.EXPIRED, S.SKIPPED], CaseStatus.EXPIRED),
+    ([S.EXPIRED, S.REJECTED], CaseStatus.REJECTED),
+    ([S.EXPIRED, S.AWAITING_PAYMENT], CaseStatus.IN_PROGRESS),
     ([], CaseStatus.IN_PROGRESS),
 ])
 def test_case_status_is_derived_from_tasks(statuses, case):
