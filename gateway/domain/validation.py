@@ -41,7 +41,9 @@ __all__ = ["Application", "Problem", "ValidationOutcome", "materials_for", "vali
 CHANNELS = ("online", "window")
 DELIVERIES = ("online", "post", "window")
 ID_TYPES = ("resident_id", "hmt_residence_permit", "other")
-_TOP_LEVEL = ("profile", "channel", "applicant", "agent", "matters", "sections", "delivery")
+# attachments and materials_received are checked by gateway/domain/attachments.py
+_TOP_LEVEL = ("profile", "channel", "applicant", "agent", "matters", "sections", "delivery", "attachments",
+              "materials_received")
 # Mainland mobile, or a landline with area code (the Guangxi form asks for 联系电话, not only a mobile).
 _PHONE = re.compile(r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$")
 _DIVISION = re.compile(r"^\d{6}$")

@@ -42,6 +42,8 @@ def sms_text(event: dict[str, Any], matter_name: str | None = None) -> str | Non
     text = f"【灵活就业一件事】您申请的事项（{matter_name or event.get('matter', '')}）{_SMS_STATUSES[status]}。"
     if status == "rejected" and event.get("reason"):
         text += f"原因：{event['reason']}。"
+    if event.get("notice_zh"):  # the profile's payment notice, e.g. where to pay (江西省税务局公众号)
+        text += str(event["notice_zh"])
     for step, url in (event.get("links") or {}).items():
         text += f"请点击链接完成{_STEP_NAMES.get(step, step)}：{url} "
     return text.strip()

@@ -97,6 +97,9 @@ class CaseRecord:
     documents: dict[str, Any]
     statutory_deadline: str | None = None
     authorization: str | None = None  # the applicant's identity assertion: what allows e-license retrieval
+    # Materials that came with the case (sealed at rest like the applicant) and those received at the counter.
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    materials_received: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,10 @@ def _encode(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+# Case fields holding personal data: sealed with the PII cipher, bound to the case and the field name.
+_SEALED = ("applicant", "agent", "sections", "authorization", "attachments")
+
+
 class CaseStore:
     def __init__(self, redis: StrRedis, cipher: PiiCipher) -> None:
         self.redis = redis
@@ -147,7 +154,7 @@ class CaseStore:
                      ttl_s: int, first_messages: list[dict[str, str]]) -> CreateResult:
         """Store the case, its tasks and its first queue messages in one atomic step with the idempotency key."""
         sealed = dict(case_fields)
-        for name in ("applicant", "agent", "sections", "authorization"):
+        for name in _SEALED:
             sealed[name] = self.cipher.seal_json(case_fields.get(name), f"{case_id}:{name}")
         created_at = str(case_fields["created_at"])
         task_payload = [
@@ -181,7 +188,7 @@ class CaseStore:
         if not raw:
             return None
         opened = {name: self.cipher.open_json(raw[name], f"{case_id}:{name}")
-                  for name in ("applicant", "agent", "sections", "authorization") if raw.get(name)}
+                  for name in _SEALED if raw.get(name)}
         return CaseRecord(
             id=raw["id"],
             caller=raw["caller"],
@@ -196,6 +203,8 @@ class CaseStore:
             agent=opened.get("agent"),
             sections=opened.get("sections") or {},
             authorization=opened.get("authorization"),
+            attachments=opened.get("attachments") or [],
+            materials_received=json.loads(raw.get("materials_received", "[]")),
             warnings=json.loads(raw.get("warnings", "[]")),
             certificates=json.loads(raw.get("certificates", "[]")),
             documents=json.loads(raw.get("documents", "{}")),
