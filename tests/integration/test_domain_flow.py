@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from gateway.store import keys
+from mocks.e_license.app import citizen
 from tests.support.harness import RunningGateway, applicant, start_gateway
 
 
@@ -160,3 +161,19 @@ def test_jiujiang_certificate_follows_payment_and_the_payment_sms_comes_first(gw
     payment = [i for i, text in enumerate(texts) if "江西省税务局" in text and "缴费" in text]
     certificate = [i for i, text in enumerate(texts) if "《就业创业证》" in text]
     assert payment and certificate and payment[0] < certificate[0], texts
+
+
+def test_resident_medical_reaches_the_department_with_the_registered_ethnicity_and_household_division(gw):
+    """四.4(2): 申请人应在户籍地或居住地参保; 附件2 民族: the household register (retrieved as an e-license,
+    证件免交、信息预填) gives the ethnicity and the division of the household, which 医保 registers."""
+    person = applicant(sequence=101)
+    assert citizen(person["id_number"]).ethnicity == "壮"  # the e-license mock's register for this person
+    body = {"profile": "guangxi", "channel": "online", "applicant": person, "matters": ["resident_medical_enrolment"],
+            "sections": {"resident_medical_enrolment": {"community": "青秀区新竹社区"}}, "delivery": "online"}
+    response = gw.submit(body)
+    assert response.status_code == 202, response.text
+    case = gw.wait_terminal(response.json()["id"])
+    assert case["documents"]["status"] == "found"
+    data = received(gw, "medical", request_id_of(gw, case["id"], "resident_medical_enrolment"))[0]["input"]["data"]
+    assert data["naty"] == "08"  # GB 3304 壮族, not the 汉族 default
+    assert data["insu_admdvs"] == "450103"  # the household's division, not the region's 450000

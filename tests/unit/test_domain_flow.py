@@ -15,7 +15,7 @@ from gateway.domain.declaration import declared_rows
 from gateway.domain.status import TaskStatus
 from gateway.domain.step_order import StepState, certificate_due, dependent_readiness
 from gateway.domain.validation import validate_application
-from gateway.profiles.loader import ProfileRegistry
+from gateway.profiles.loader import ProfileRegistry, consistency_problems
 from gateway.profiles.section_schema import section_schema
 
 PROFILES = ProfileRegistry.load_dir(Path(__file__).resolve().parents[2] / "profiles")
@@ -128,3 +128,13 @@ def test_too_many_or_too_large_attachments_are_refused() -> None:
     assert "attachments.too_many" in [p.code for p in _materials(_archive_case(attachments=four)).errors]
     large = [_attachment(b"%PDF" + b"0" * (2 * 1024 * 1024))]
     assert "attachments.too_large" in [p.code for p in _materials(_archive_case(attachments=large)).errors]
+
+
+def test_the_order_of_steps_names_only_matters_of_the_profile() -> None:
+    """Region behaviour is data (seeds README): a step order naming a matter the profile lacks is refused."""
+    jiujiang = PROFILES.get("jiujiang")
+    broken = jiujiang.model_copy(update={"step_order": jiujiang.step_order.model_copy(
+        update={"certificate_after": ["employment_registraton"]})})
+    assert consistency_problems(broken) == [
+        "step_order.certificate_after: names unknown matter 'employment_registraton'"]
+    assert consistency_problems(jiujiang) == []
