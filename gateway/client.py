@@ -1,6 +1,6 @@
 """A signing client for the unified API, for platform teams and tests (sync and async, on httpx).
 
-    client = GatewayClient("http://127.0.0.1:8080", app_id, secret)
+    client = GatewayClient("http://127.0.0.1:8080", app_id, secret)  # a window caller: operator_id="clerk id"
     case = client.submit_case(body, assertion=mint_demo_assertion("var/identity/demo-idp-key.pem", id_no, name))
     client.get_case(case.json()["id"])
 """
@@ -20,18 +20,25 @@ from cryptography.hazmat.primitives import serialization
 from gateway.security.callers import signature
 
 
-def signed_headers(app_id: str, secret: str, method: str, path_with_query: str, body: bytes) -> dict[str, str]:
+def signed_headers(app_id: str, secret: str, method: str, path_with_query: str, body: bytes,
+                   operator_id: str | None = None) -> dict[str, str]:
+    """A window caller names its clerk (operator_id): sent as X-Operator-Id and signed with the request."""
     timestamp, nonce = str(int(time.time())), uuid.uuid4().hex
-    return {"X-App-Id": app_id, "X-Timestamp": timestamp, "X-Nonce": nonce,
-            "X-Signature": signature(secret, method, path_with_query, timestamp, nonce, body)}
+    headers = {"X-App-Id": app_id, "X-Timestamp": timestamp, "X-Nonce": nonce,
+               "X-Signature": signature(secret, method, path_with_query, timestamp, nonce, body, operator_id)}
+    if operator_id is not None:
+        headers["X-Operator-Id"] = operator_id
+    return headers
 
 
 def mint_demo_assertion(key_path: str | Path, id_number: str, name: str, *, issuer: str = "demo-idp",
-                        ttl_s: int = 600, acr: str = "L3") -> str:
-    """An applicant assertion signed with the demo identity key `gateway up` generated (never for production)."""
+                        ttl_s: int = 600, acr: str = "L3", audience: str = "flex-employment-gateway") -> str:
+    """A fresh, single-use applicant assertion signed with the demo identity key `gateway up` generated (never for
+    production)."""
     key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
     now = int(time.time())
-    claims = {"sub": id_number, "name": name, "acr": acr, "iss": issuer, "iat": now, "exp": now + ttl_s}
+    claims = {"sub": id_number, "name": name, "acr": acr, "iss": issuer, "aud": audience, "iat": now,
+              "exp": now + ttl_s, "jti": uuid.uuid4().hex}
     return jwt.encode(claims, key, algorithm="ES256", headers={"kid": issuer})  # type: ignore[arg-type]
 
 
@@ -48,15 +55,15 @@ def _case_headers(idempotency_key: str | None, assertion: str | None) -> dict[st
 
 class GatewayClient:
     def __init__(self, base_url: str, app_id: str, secret: str, *, timeout: float = 30.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        self.app_id, self.secret = app_id, secret
+                 transport: httpx.BaseTransport | None = None, operator_id: str | None = None) -> None:
+        self.app_id, self.secret, self.operator_id = app_id, secret, operator_id
         self.http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
 
     def request(self, method: str, path: str, body: Any = None,
                 headers: dict[str, str] | None = None) -> httpx.Response:
         raw = _encode(body)
         all_headers = {"Content-Type": "application/json"} if body is not None else {}
-        all_headers |= signed_headers(self.app_id, self.secret, method, path, raw) | (headers or {})
+        all_headers |= signed_headers(self.app_id, self.secret, method, path, raw, self.operator_id) | (headers or {})
         return self.http.request(method, path, content=raw or None, headers=all_headers)
 
     def submit_case(self, body: Any, *, idempotency_key: str | None = None,
@@ -87,15 +94,15 @@ class GatewayClient:
 
 class AsyncGatewayClient:
     def __init__(self, base_url: str, app_id: str, secret: str, *, timeout: float = 30.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.app_id, self.secret = app_id, secret
+                 transport: httpx.AsyncBaseTransport | None = None, operator_id: str | None = None) -> None:
+        self.app_id, self.secret, self.operator_id = app_id, secret, operator_id
         self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
 
     async def request(self, method: str, path: str, body: Any = None,
                       headers: dict[str, str] | None = None) -> httpx.Response:
         raw = _encode(body)
         all_headers = {"Content-Type": "application/json"} if body is not None else {}
-        all_headers |= signed_headers(self.app_id, self.secret, method, path, raw) | (headers or {})
+        all_headers |= signed_headers(self.app_id, self.secret, method, path, raw, self.operator_id) | (headers or {})
         return await self.http.request(method, path, content=raw or None, headers=all_headers)
 
     async def submit_case(self, body: Any, *, idempotency_key: str | None = None,

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
 
     # Redis: an external server when set; otherwise an embedded one persisting under var_dir.
     redis_url: str | None = None
+    redis_ca_file: Path | None = None  # CA that signed the server certificate of a rediss:// Redis
     var_dir: Path = Path("var")
 
     api_host: str = "127.0.0.1"
@@ -30,10 +31,19 @@ class Settings(BaseSettings):
     api_port: int = 8080
     # How departments (callbacks) and applicants (H5 links) reach this gateway.
     public_base_url: str | None = None
+    # TLS on the API (both set: https); a client CA also requires callers to present a certificate it signed.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
 
     callers_file: Path | None = None
     identity_jwks_file: Path | None = None
     identity_issuer: str | None = None
+    # Applicant assertions: the `aud` they must name, their longest allowed lifetime (exp - iat), and the assurance
+    # levels (`acr`) accepted; an empty list accepts any level the identity service issues.
+    identity_audience: str = "flex-employment-gateway"
+    identity_max_age_s: int = 900
+    identity_acr_allowed: list[str] = Field(default_factory=list)
     profiles_dir: Path = REPO_ROOT / "profiles"
 
     adapters: dict[str, AdapterSettings] = Field(default_factory=dict)
@@ -46,11 +56,29 @@ class Settings(BaseSettings):
 
     # Secrets generated under var_dir/secrets when unset (fine for a newcomer; production sets them).
     link_secret: str | None = None
-    pii_key: str | None = None  # base64 of 32 bytes: AES-256 uses them all, SM4 the first 16
+    # The PII keyring: {key id: base64 of 32 bytes} and the id sealing new values; older keys stay to open what
+    # they sealed until `gateway keys rotate` re-sealed it. `pii_key` alone is the keyring {"k0": pii_key}; with
+    # neither, a key generated under var_dir/secrets (id "dev").
+    pii_keys: dict[str, str] = Field(default_factory=dict)
+    pii_key_id: str | None = None
+    pii_key: str | None = None
     pii_cipher: Literal["aes-gcm", "sm4-gcm"] = "aes-gcm"
-    audit_hash: Literal["sha256", "sm3"] = "sha256"  # SM3 (GB/T 32905) where the system is assessed for 密评
+    # The audit chain's HMAC (SM3, GB/T 32905, where the system is assessed for 密评) and its key (base64, at least
+    # 32 bytes), kept outside Redis: generated under var_dir/secrets when unset.
+    audit_hash: Literal["sha256", "sm3"] = "sha256"
+    audit_key: str | None = None
     # Holiday data for years chinese-calendar does not know yet; ops can mount a newer file than the packaged one.
     calendar_overrides_file: Path | None = None
+
+    # Bounded input: bodies over these are 413 (checked from Content-Length, chunked ones counted as they arrive);
+    # POST /v1/cases carries a card photo at most, every other route (callbacks included) far less.
+    max_case_body_bytes: int = 256 * 1024
+    max_callback_body_bytes: int = 64 * 1024
+    max_json_depth: int = 32
+    max_json_list_items: int = 1000
+    # uvicorn: connections served at once (beyond: 503), and the largest request head (headers) it buffers.
+    api_limit_concurrency: int = 1000
+    api_max_header_bytes: int = 16 * 1024
 
     idempotency_ttl_s: int = 7 * 24 * 3600
     signature_window_s: int = 300
@@ -69,11 +97,24 @@ class Settings(BaseSettings):
     breaker_failures: int = 5
     breaker_open_s: float = 10.0
     outbox_timeout_s: float = 5.0  # per delivery to the webhook or the SMS gateway
+    # An outbox event idle this long is reclaimed (a dead dispatcher's, or one waiting for its next try); live
+    # dispatchers refresh the events in hand every quarter of it, so a slow delivery is never posted twice.
+    outbox_redeliver_after_s: float = 5.0
+    outbox_concurrency: int = 64  # events in hand per dispatcher process
     outbox_retry_cap_s: float = 60.0
     outbox_max_attempts: int = 500  # ~8 hours at the cap before an event is parked for ops
 
     log_level: str = "INFO"
     log_json: bool = False
+
+    def timing_problems(self) -> list[str]:
+        """Timings that cannot work together: a consumer refreshes the entries in its hands every quarter of the
+        reclaim idle time and blocks at most 0.2 s per read, so a reclaim idle time under 1 s would let a live
+        consumer's entries be taken over between two refreshes. Steps longer than the idle time are fine: the
+        refresh keeps them (tested with a department and a webhook slower than the idle time)."""
+        return [f"{name} ({value:g} s) must be at least 1 s" for name, value in (
+            ("GATEWAY_REDELIVER_AFTER_S", self.redeliver_after_s),
+            ("GATEWAY_OUTBOX_REDELIVER_AFTER_S", self.outbox_redeliver_after_s)) if value < 1]
 
     def adapter(self, name: str) -> AdapterSettings:
         return self.adapters.get(name) or AdapterSettings(
@@ -82,7 +123,8 @@ class Settings(BaseSettings):
 
     @property
     def base_url(self) -> str:
-        return (self.public_base_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+        scheme = "https" if self.tls_cert_file else "http"
+        return (self.public_base_url or f"{scheme}://{self.api_host}:{self.api_port}").rstrip("/")
 
 
 @lru_cache

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -37,9 +38,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _config(app: FastAPI, port: int, host: str = "127.0.0.1") -> uvicorn.Config:
+def _config(app: FastAPI, port: int, host: str = "127.0.0.1", **tls: Any) -> uvicorn.Config:
     return uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                          timeout_graceful_shutdown=2)
+                          timeout_graceful_shutdown=2, **tls)
 
 
 class _Server(uvicorn.Server):
@@ -68,19 +69,21 @@ class RunningServer:
     port: int
     server: uvicorn.Server
     thread: threading.Thread
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
 
 
-def start_in_thread(app: FastAPI, port: int = 0) -> RunningServer:
+def start_in_thread(app: FastAPI, port: int = 0, **tls: Any) -> RunningServer:
+    """Serve `app`; uvicorn's `ssl_*` options in `tls` serve it over TLS (with `ssl_cert_reqs`, mutual TLS)."""
     port = port or free_port()
-    server = uvicorn.Server(_config(app, port))
+    server = uvicorn.Server(_config(app, port, **tls))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
@@ -88,4 +91,4 @@ def start_in_thread(app: FastAPI, port: int = 0) -> RunningServer:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError(f"server on port {port} did not start")
         time.sleep(0.02)
-    return RunningServer(app=app, port=port, server=server, thread=thread)
+    return RunningServer(app=app, port=port, server=server, thread=thread, scheme="https" if tls else "http")

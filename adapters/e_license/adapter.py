@@ -40,7 +40,9 @@ CERTIFICATE_TYPES: dict[str, str] = {kind: spec["code"] for kind, spec in _CATAL
 _ETHNICITY_CODES: dict[str, str] = {str(k): str(v) for k, v in _CATALOGUE["ethnicities"].items()}
 _CERTIFICATE_BY_CODE = {code: kind for kind, code in CERTIFICATE_TYPES.items()}
 
-AUTH_HEADER = "X-Holder-Authorization"  # the applicant's identity assertion, passed on as the holder's authorization
+# The record of the holder's consent (assertion jti, issuer, level, times) as compact JSON: which authorization
+# allowed this retrieval. The applicant's token itself never leaves the gateway.
+AUTH_HEADER = "X-Holder-Authorization"
 CITIZEN_ID = "111"  # holderTypeCode for a citizen ID number (GB/T 36903 / GA/T 517 style)
 DEFAULT_CERTIFICATE = "employment_entrepreneurship_certificate"
 _BEIJING = dt.timezone(dt.timedelta(hours=8))
@@ -81,8 +83,10 @@ class ELicenseAdapter(DepartmentAdapter, ELicenseSource):
     }
     status_table = StatusTable.load(Path(__file__).with_name("status_table.yaml"))
 
-    async def _call(self, path: str, body: dict[str, Any], authorization: str | None = None) -> dict[str, Any]:
-        headers = {AUTH_HEADER: authorization} if authorization is not None else {}
+    async def _call(self, path: str, body: dict[str, Any],
+                    authorization: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        headers = {AUTH_HEADER: json.dumps(dict(authorization), separators=(",", ":"), sort_keys=True)
+                   } if authorization else {}
         response = await post_json(self.ctx, "/api/license/" + path, body, headers=headers, what=f"e-license {path}")
         try:
             reply = response.json()
@@ -110,7 +114,8 @@ class ELicenseAdapter(DepartmentAdapter, ELicenseSource):
 
     # ---- ELicenseSource
 
-    async def fetch_identity_documents(self, name: str, id_number: str, authorization: str) -> list[ELicense]:
+    async def fetch_identity_documents(self, name: str, id_number: str,
+                                       authorization: Mapping[str, Any]) -> list[ELicense]:
         kinds: list[Literal["id_card", "household_register"]] = ["id_card", "household_register"]
         found = await asyncio.gather(*(self._query(kind, name, id_number, authorization) for kind in kinds))
         wanted = [(kind, identifier) for kind, identifiers in zip(kinds, found, strict=True)
@@ -119,7 +124,7 @@ class ELicenseAdapter(DepartmentAdapter, ELicenseSource):
                                            for kind, identifier in wanted))
         return list(documents)
 
-    async def _query(self, kind: str, name: str, id_number: str, authorization: str) -> list[str]:
+    async def _query(self, kind: str, name: str, id_number: str, authorization: Mapping[str, Any]) -> list[str]:
         type_code = LICENCE_TYPES[kind]
         body = {"holderName": name, "holderTypeCode": CITIZEN_ID, "holderCode": id_number, "certTypeCode": type_code}
         reply = await self._call("query", body, authorization)
@@ -148,7 +153,7 @@ class ELicenseAdapter(DepartmentAdapter, ELicenseSource):
         return identifier
 
     async def _download(self, kind: Literal["id_card", "household_register"], identifier: str, id_number: str,
-                        authorization: str) -> ELicense:
+                        authorization: Mapping[str, Any]) -> ELicense:
         use_cause = str(self.ctx.settings.options.get("use_cause") or _CATALOGUE["use_cause"])
         reply = await self._call("download", {"certIdentifier": identifier, "useCause": use_cause}, authorization)
         if reply["ack_code"] != "SUCCESS":

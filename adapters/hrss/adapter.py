@@ -1,16 +1,17 @@
-"""人社 (HRSS) adapter: SOAP 1.1 through zeep, from the WSDL the department serves.
+"""人社 (HRSS) adapter: SOAP 1.1 through zeep, from the WSDL that ships with this package (hrss.wsdl).
 
-One zeep client per WSDL, built in `start()` (or on the next call if the department was down then) and reused. Its
-transport is the core's httpx client, so the core's time-outs, metrics and request-id hooks apply to SOAP calls too.
+One zeep client, built from the packaged WSDL when the adapter is made; nothing is fetched at run time and the
+service address comes from the settings. Its transport is the core's httpx client, so the core's time-outs, TLS,
+signature and request-id hooks apply to SOAP calls too.
 The department answers `rc` 0/1/2 with `zt` (state) or `errcode` (business error); see status_table.yaml.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ from typing import Any
 import httpx
 import zeep
 from zeep.exceptions import Error as ZeepError
-from zeep.exceptions import Fault, TransportError, ValidationError
+from zeep.exceptions import ExternalReferenceForbidden, Fault, TransportError, ValidationError
 from zeep.helpers import serialize_object
+from zeep.proxy import AsyncServiceProxy
 from zeep.transports import AsyncTransport
 
 from adapters.hrss.photo import PhotoSpec, photo_problems
@@ -57,6 +59,9 @@ _ARCHIVE_REASON = {"graduation": "graduation", "resignation_or_dismissal": "resi
 _EMPLOYEE_PENSION = "110"  # aae140: enterprise employees' basic pension
 _LONG_TERM = "长期"  # idValidTo of an ID card valid for life
 CARDHOLDER_PHOTO = "cardholder_photo"  # the profile's material code of the card photo
+PACKAGE_DIR = Path(__file__).parent
+WSDL_FILE = PACKAGE_DIR / "hrss.wsdl"
+_BINDING = "{urn:mock:hrss:flexemp:v1}FlexibleEmploymentBinding"
 
 
 def _compact(value: Any) -> str | None:
@@ -64,18 +69,29 @@ def _compact(value: Any) -> str | None:
     return None if value in (None, "") else str(value).replace("-", "")
 
 
-class _SharedClientTransport(AsyncTransport):
-    """zeep's AsyncTransport on the core's httpx client, with the operation time-out on every call.
+class PackageTransport(AsyncTransport):
+    """zeep's AsyncTransport on the core's httpx client that reads documents only from files under `root`.
 
-    zeep 4.3 applies `operation_timeout` only to a client it creates itself and replaces a given client's default
-    headers; the core's client is shared, so its headers are kept and the time-out is passed per request.
+    The WSDL (and any XSD it imports) ships with the adapter: nothing is fetched at run time, and an xsd:import that
+    points anywhere else (a URL, a file outside the package) is refused. zeep 4.3 applies `operation_timeout` only
+    to a client it creates itself and replaces a given client's default headers, so this class sets neither on the
+    core's shared client and passes the time-out per request.
     """
 
-    def __init__(self, client: httpx.AsyncClient, wsdl_client: httpx.Client, operation_timeout: float) -> None:
-        headers = client.headers.copy()
-        super().__init__(client=client, wsdl_client=wsdl_client)
-        client.headers = headers
+    def __init__(self, client: httpx.AsyncClient, operation_timeout: float, root: Path = PACKAGE_DIR) -> None:
+        # AsyncTransport.__init__ is not called: it would build a WSDL-fetching client and overwrite our headers.
+        self._close_session = False
+        self.cache = None
+        self.client = client
         self.operation_timeout = operation_timeout
+        self.root = root.resolve()
+        self.logger = logging.getLogger(__name__)
+
+    def load(self, url: str) -> bytes:
+        location = Path(url.removeprefix("file://")).resolve()
+        if "://" in url.removeprefix("file://") or not location.is_relative_to(self.root):
+            raise ExternalReferenceForbidden(url)
+        return location.read_bytes()
 
     async def post(self, address: str, message: bytes, headers: dict[str, str]) -> httpx.Response:
         response: httpx.Response = await self.client.post(address, content=message, headers=headers,
@@ -100,6 +116,10 @@ def _text(value: Any) -> str | None:
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return str(value)
+def soap_client(wsdl: Path, transport: PackageTransport) -> zeep.AsyncClient:
+    """The zeep client for a WSDL file; ZeepError (ExternalReferenceForbidden, ...) if it cannot be read as is."""
+    settings = zeep.Settings(forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    return zeep.AsyncClient(str(wsdl), transport=transport, settings=settings)
 
 
 def _contribution_level(section: Mapping[str, Any]) -> str | None:
@@ -129,55 +149,16 @@ class HrssAdapter(DepartmentAdapter):
     def __init__(self, ctx: AdapterContext) -> None:
         super().__init__(ctx)
         options = ctx.settings.options
-        self._client: zeep.AsyncClient | None = None
-        self._wsdl_http: httpx.Client | None = None
-        self._loading = asyncio.Lock()
-        self._wsdl_url = str(options.get("wsdl_url") or ctx.settings.base_url.rstrip("/") + "/hrss/service?wsdl")
+        self._client = soap_client(WSDL_FILE, PackageTransport(ctx.http, ctx.settings.timeout_s))
+        # The address comes from the settings; the packaged WSDL's soap:address is a placeholder.
+        self._service = AsyncServiceProxy(self._client, self._client.wsdl.bindings[_BINDING],
+                                          address=ctx.settings.base_url.rstrip("/") + "/hrss/service")
         self._photo_spec = PhotoSpec(min_bytes=int(options.get("photo_min_bytes", 30 * 1024)),
                                      max_bytes=int(options.get("photo_max_bytes", 50 * 1024)))
 
-    async def start(self) -> None:
-        """Load the WSDL; DepartmentUnavailable (or DepartmentTimeout) if the department is down, retried lazily."""
-        await self._service()
-
-    async def close(self) -> None:
-        # The async client is the core's: only the WSDL loader is ours to close.
-        if self._wsdl_http is not None:
-            self._wsdl_http.close()
-        self._wsdl_http = None
-        self._client = None
-
-    async def _service(self) -> Any:
-        if self._client is None:
-            async with self._loading:
-                if self._client is None:
-                    self._client = await self._load()
-        return self._client.service
-
-    async def _load(self) -> zeep.AsyncClient:
-        wsdl_http = httpx.Client(timeout=self.ctx.settings.timeout_s)
-        # Built here, in the event loop's thread: it touches the shared client's headers.
-        transport = _SharedClientTransport(self.ctx.http, wsdl_http, self.ctx.settings.timeout_s)
-        client = await asyncio.to_thread(self._build, transport, wsdl_http)
-        self._wsdl_http = wsdl_http
-        return client
-
-    def _build(self, transport: _SharedClientTransport, wsdl_http: httpx.Client) -> zeep.AsyncClient:
-        """Runs in a worker thread: zeep loads the WSDL synchronously."""
-        settings = zeep.Settings(forbid_dtd=True, forbid_entities=True, forbid_external=True)
-        try:
-            return zeep.AsyncClient(self._wsdl_url, transport=transport, settings=settings)
-        except httpx.TimeoutException as exc:
-            wsdl_http.close()
-            raise DepartmentTimeout(f"hrss WSDL {self._wsdl_url} timed out") from exc
-        except (httpx.HTTPError, ZeepError) as exc:
-            wsdl_http.close()
-            raise DepartmentUnavailable(f"hrss WSDL {self._wsdl_url} not loaded: {exc.__class__.__name__}") from exc
-
     async def _call(self, operation: str, fields: dict[str, Any]) -> NativeOutcome:
-        service = await self._service()
         try:
-            reply = await getattr(service, operation)(**{k: v for k, v in fields.items() if v is not None})
+            reply = await getattr(self._service, operation)(**{k: v for k, v in fields.items() if v is not None})
         except httpx.TimeoutException as exc:
             raise DepartmentTimeout(f"hrss {operation} timed out") from exc
         except httpx.HTTPError as exc:

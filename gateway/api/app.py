@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from gateway.api.errors import ApiError, ErrorItem, not_found, unauthorized
+from gateway.api.limits import BodyLimit, check_json_shape
 from gateway.bootstrap import Services, build_services
 from gateway.observability.metrics import API_LATENCY, API_REQUESTS, CALLBACKS
 from gateway.orchestration.intake import overdue_cases, read_case, submit_case
@@ -48,6 +50,9 @@ def create_app(settings: Settings, redis_url: str,
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
+    app.add_middleware(BodyLimit, case_bytes=settings.max_case_body_bytes,
+                       other_bytes=settings.max_callback_body_bytes)
+
     @app.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
@@ -66,18 +71,25 @@ def create_app(settings: Settings, redis_url: str,
         return services
 
     async def caller_of(request: Request) -> Caller:
+        """Headers first, then the (bounded) body, then the HMAC, the nonce and the caller's rate."""
         services = svc(request)
         assert services.authenticator is not None
-        path = request.scope.get("raw_path", request.url.path.encode()).decode()
+        signed = services.authenticator.check_headers({k.lower(): v for k, v in request.headers.items()})
+        path = request.scope.get("raw_path", request.url.path.encode()).decode("utf-8", "replace")
         if request.url.query:
             path += "?" + request.url.query
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        return await services.authenticator.authenticate(request.method, path, headers, await request.body())
+        await services.authenticator.verify(signed, request.method, path, await request.body())
+        await services.quotas.admit(signed.caller)
+        request.state.operator = signed.operator
+        return signed.caller
 
     def assertion_of(request: Request) -> ApplicantAssertion | None:
         token = request.headers.get("x-applicant-assertion", "").strip()
         if not token:
             return None
+        if not token.isascii() or len(token) > 8192:  # a JWT is ASCII and far shorter
+            raise unauthorized("applicant.assertion.malformed", "申请人身份凭证格式错误",
+                               "applicant assertion is not a JWT", "X-Applicant-Assertion")
         identity = svc(request).identity
         assert identity is not None
         return identity.verify(token)
@@ -88,11 +100,16 @@ def create_app(settings: Settings, redis_url: str,
         assertion = assertion_of(request)
         try:
             body = json.loads(await request.body() or b"null")
+        except RecursionError as exc:
+            raise ApiError(422, ErrorItem("body.too_deep", "", "请求体嵌套层数过多", "the body is nested too deep")
+                           ) from exc
         except ValueError as exc:
             raise ApiError(422, ErrorItem("body.invalid", "", "请求体不是合法的 JSON", "the body is not valid JSON")
                            ) from exc
+        check_json_shape(body, settings.max_json_depth, settings.max_json_list_items)
         accepted = await submit_case(svc(request), caller, request.headers.get("idempotency-key", "").strip(), body,
-                                     assertion)
+                                     assertion, operator=request.state.operator,
+                                     nonce=request.headers.get("x-nonce", ""))
         case_id = accepted.view["id"]
         return JSONResponse(accepted.view, status_code=202 if accepted.created else 200,
                             headers={"Location": f"/v1/cases/{case_id}"})
@@ -150,7 +167,9 @@ def create_app(settings: Settings, redis_url: str,
         if case is None or task is None or task.adapter != adapter_name:
             CALLBACKS.labels(adapter_name, "unknown_request").inc()
             raise not_found("request")
-        result = await services.engine.apply_outcome(case, task, adapter, event.outcome)
+        # The callback on the audit chain: departments send no id of their own, so the digest of what they sent.
+        result = await services.engine.apply_outcome(case, task, adapter, event.outcome,
+                                                     callback_id="sha256:" + hashlib.sha256(body).hexdigest())
         outcome = ("ignored" if result is None else "applied" if result.moved else
                    "duplicate" if result.repeated else "stale")
         CALLBACKS.labels(adapter_name, outcome).inc()
@@ -161,6 +180,8 @@ def create_app(settings: Settings, redis_url: str,
         """The applicant's browser comes back with a signed link: verify it, then hand over to the department."""
         services = svc(request)
         try:
+            if not token.isascii() or len(token) > 2048:  # never handed to a parser: signed links are short ASCII
+                raise InvalidLink("link.malformed", "link token is not a link token")
             target = services.links.verify(token)
         except InvalidLink as exc:
             raise ApiError(403, ErrorItem(exc.code, "token", "链接无效或已过期", str(exc))) from exc

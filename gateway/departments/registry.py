@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import structlog
 
+from gateway.departments.transport import department_client
 from gateway.sdk import AdapterContext, DepartmentAdapter, TechnicalFault
 from gateway.settings import Settings
 
@@ -49,8 +50,7 @@ class AdapterManager:
     async def start(self) -> None:
         for name, cls in self.classes.items():
             adapter_settings = self.settings.adapter(name)
-            client = httpx.AsyncClient(timeout=httpx.Timeout(adapter_settings.timeout_s, connect=2.0),
-                                       limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
+            client = department_client(adapter_settings)
             self._clients.append(client)
             adapter = cls(AdapterContext(name=name, settings=adapter_settings, http=client,
                                          logger=structlog.get_logger(f"adapter.{name}")))

@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.domain.validation import Application, Problem, materials_for
+from gateway.domain.materials import materials_for
+from gateway.domain.validation import Application, Problem
 from gateway.profiles.model import Material, Profile
 
 CASE_LIMIT_BYTES = 20 * 1024 * 1024  # every attachment of one case together, decoded

@@ -1,6 +1,8 @@
 """The outbox: every event is delivered to the platform's webhook, applicant-facing ones also by SMS.
 
-Events are written to the outbox stream in the same atomic step as the change they describe. Delivery is at least
+Events are written to the outbox stream (sealed: they may quote a department's reason) and chained onto the case's
+audit chain in the same atomic step as the change they describe; the outbox only delivers, opening each event for
+its receivers. Delivery is at least
 once, each event with a stable `event_id` and a per-case `seq`; a channel that acknowledged an event is marked so
 that a retry for the other channel never sends it twice.
 """
@@ -8,6 +10,7 @@ that a retry for the other channel never sends it twice.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import json
@@ -19,15 +22,26 @@ import structlog
 
 from gateway.bootstrap import Services
 from gateway.observability.metrics import OUTBOX
-from gateway.security.audit import AuditChain
+from gateway.security.audit import event_associated
+from gateway.security.pii import PiiCipher, is_sealed
 from gateway.store import keys
-from gateway.store.queue import autoclaim_entries
+from gateway.store.consumer import ConsumerLoop, Entry, StreamConsumer
 
 log = structlog.get_logger("gateway.outbox")
 
 _SMS_STATUSES = {"completed": "已办结", "rejected": "未通过", "skipped": "未办理（前置事项未办结）",
                  "awaiting_payment": "待您办理"}
 _STEP_NAMES = {"payment": "缴费", "deposit": "缴存", "photo": "上传社保卡照片"}
+
+
+def open_event(events: PiiCipher, fields: dict[str, str]) -> dict[str, Any]:
+    """The event of an outbox entry, with its seq."""
+    seq = int(fields.get("seq", 0))
+    raw = fields["event"]
+    event: dict[str, Any] = (events.open_json(raw, event_associated(fields["case_id"], seq)) if is_sealed(raw)
+                             else json.loads(raw))  # queued before events were sealed
+    event["seq"] = seq
+    return event
 
 
 def sms_text(event: dict[str, Any], matter_name: str | None = None) -> str | None:
@@ -58,62 +72,33 @@ class OutboxDispatcher:
         self.webhook_url = settings.webhook_url
         self.webhook_secret = settings.webhook_secret
         self.sms_url = settings.sms_url
-        self.audit = AuditChain(services.redis, settings.audit_hash)
+        self.events = services.store.events
 
     async def run(self, stop: asyncio.Event) -> None:
-        redis = self.services.redis
-        last_reclaim = 0.0
+        """Cases in parallel, so one slow receiver call does not hold every applicant's SMS behind it; each case's
+        events in their order, so the platform sees a case's changes as they happened."""
+        settings = self.services.settings
+        stream = StreamConsumer(self.services.redis, keys.OUTBOX_STREAM, keys.OUTBOX_GROUP, self.consumer,
+                                reclaim_idle_s=settings.outbox_redeliver_after_s)
+        loop = ConsumerLoop(consumer=stream, handle=lambda entry: self.handle(*entry), give_up=self._park_poison,
+                            order_key=lambda entry: entry[1].get("case_id", ""),
+                            concurrency=settings.outbox_concurrency)
         try:
-            while not stop.is_set():
-                try:
-                    entries: list[tuple[str, dict[str, str]]] = []
-                    if time.monotonic() - last_reclaim > 2:
-                        last_reclaim = time.monotonic()
-                        reply = await redis.execute_command("XAUTOCLAIM", keys.OUTBOX_STREAM, keys.OUTBOX_GROUP,
-                                                            self.consumer, 3000, "0-0", "COUNT", 50)
-                        entries += autoclaim_entries(reply)
-                    reply = await redis.xreadgroup(keys.OUTBOX_GROUP, self.consumer, {keys.OUTBOX_STREAM: ">"},
-                                                   count=50, block=200)
-                    for _stream, items in reply or []:
-                        entries += [(mid, fields) for mid, fields in items if fields]
-                    await self.handle_all(entries)
-                except Exception as exc:  # delivery must outlive any error; unacknowledged events come back
-                    log.warning("outbox loop error", error=str(exc)[:200])
-                    await asyncio.sleep(1)
+            await loop.run(stop)
         finally:
             await self.http.aclose()
 
-    async def handle_all(self, entries: list[tuple[str, dict[str, str]]]) -> None:
-        """Cases in parallel, so one slow receiver call does not hold every applicant's SMS behind it; each case's
-        events in their order, so the platform sees a case's changes as they happened."""
-        by_case: dict[str, list[tuple[str, dict[str, str]]]] = {}
-        for message_id, fields in entries:
-            by_case.setdefault(fields.get("case_id", ""), []).append((message_id, fields))
-
-        async def one_case(items: list[tuple[str, dict[str, str]]]) -> None:
-            for message_id, fields in items:
-                if not await self.handle(message_id, fields):
-                    return  # later events of this case wait for this one: they come back in stream order
-
-        await asyncio.gather(*(one_case(items) for items in by_case.values()))
-
     async def handle(self, message_id: str, fields: dict[str, str]) -> bool:
-        """Deliver one event when its back-off allows; acknowledged once every channel took it, or when parked.
-
-        True when the event is done with (delivered or parked).
-        """
+        """Deliver one event when its back-off allows. True when it is done with (delivered on every channel, or
+        parked): the loop then acknowledges it; False leaves it pending until its next try."""
         redis = self.services.redis
-        event = json.loads(fields["event"])
+        event = open_event(self.events, fields)
         event_id = event["event_id"]
-        # Chained before it is delivered, so whatever the receivers do, the case's history is on record.
-        if not await self.audit.append(event, int(fields.get("seq", 0))):
-            return False
         retry_key = keys.outbox_retry(event_id)
         next_at = await redis.hget(retry_key, "next_at")
         if next_at and float(next_at) > time.time():
             return False
-        if await self.deliver(fields):
-            await self._ack(message_id)
+        if await self.deliver(event):
             await redis.delete(retry_key)
             return True
         attempts = int(await redis.hincrby(retry_key, "attempts", 1))
@@ -123,22 +108,21 @@ class OutboxDispatcher:
         if attempts >= self.services.settings.outbox_max_attempts:
             # A receiver that refuses an event for this long needs a person: park it where ops can see it.
             await redis.rpush(keys.OUTBOX_DEAD, json.dumps(fields, ensure_ascii=False))
-            await self._ack(message_id)
             OUTBOX.labels("any", "dead_lettered").inc()
             log.error("outbox event parked after repeated refusals", event_id=event_id, attempts=attempts)
             return True
         return False
 
-    async def _ack(self, message_id: str) -> None:
-        await self.services.redis.xack(keys.OUTBOX_STREAM, keys.OUTBOX_GROUP, message_id)
-        await self.services.redis.xdel(keys.OUTBOX_STREAM, message_id)
+    async def _park_poison(self, entry: Entry, exc: Exception) -> None:
+        """An event whose handling keeps crashing (unreadable, say) is parked for ops like a refused one."""
+        await self.services.redis.rpush(keys.OUTBOX_DEAD, json.dumps(entry[1], ensure_ascii=False))
+        OUTBOX.labels("any", "dead_lettered").inc()
 
-    async def deliver(self, fields: dict[str, str]) -> bool:
-        event = json.loads(fields["event"])
-        event["seq"] = int(fields.get("seq", 0))
+    async def deliver(self, event: dict[str, Any]) -> bool:
         delivered = True
-        if self.webhook_url:
-            delivered &= await self._once(event, "webhook", self._webhook)
+        webhook = await self._webhook_of(event["case_id"])
+        if webhook is not None:
+            delivered &= await self._once(event, "webhook", functools.partial(self._webhook, *webhook))
         if self.sms_url and sms_text(event) is not None:
             delivered &= await self._once(event, "sms", self._sms)
         return delivered
@@ -157,13 +141,18 @@ class OutboxDispatcher:
             await self.services.redis.set(marker, "1", ex=7 * 24 * 3600)
         return ok
 
-    async def _webhook(self, event: dict[str, Any]) -> bool:
-        assert self.webhook_url
+    async def _webhook_of(self, case_id: str) -> tuple[str, str] | None:
+        """The case's caller's own webhook when it has one, else the gateway's (None: not delivered)."""
+        caller = self.services.callers.get(await self.services.redis.hget(keys.case(case_id), "caller") or "")
+        if caller is not None and caller.webhook_url and caller.webhook_secret:
+            return caller.webhook_url, caller.webhook_secret
+        return (self.webhook_url, self.webhook_secret) if self.webhook_url else None
+
+    async def _webhook(self, url: str, secret: str, event: dict[str, Any]) -> bool:
         body = json.dumps(event, ensure_ascii=False).encode()
         timestamp = str(int(time.time()))
-        signature = hmac.new(self.webhook_secret.encode(), timestamp.encode() + b"\n" + body,
-                             hashlib.sha256).hexdigest()
-        response = await self.http.post(self.webhook_url, content=body, headers={
+        signature = hmac.new(secret.encode(), timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+        response = await self.http.post(url, content=body, headers={
             "Content-Type": "application/json", "X-Gateway-Event-Id": event["event_id"],
             "X-Gateway-Timestamp": timestamp, "X-Gateway-Signature": signature})
         return response.is_success

@@ -144,7 +144,9 @@ class Engine:
         )
         async for attempt in retrying:
             with attempt:
-                remaining = await self.breakers.open_for(name)
+                # A half-open breaker admits one probe, bounded by the backstop time-out below.
+                remaining = await self.breakers.admit(name, self.settings.adapter(name).timeout_s * 3,
+                                                      self.queue.consumer)
                 if remaining > 0:
                     raise BreakerOpen(remaining)
                 if task is not None:
@@ -175,7 +177,8 @@ class Engine:
 
     # ---- answers ----------------------------------------------------------------------------------------------
     async def apply_outcome(self, case: CaseRecord, task: TaskRecord, adapter: DepartmentAdapter,
-                            outcome: NativeOutcome, *, from_poll: bool = False) -> TransitionResult | None:
+                            outcome: NativeOutcome, *, from_poll: bool = False,
+                            callback_id: str | None = None) -> TransitionResult | None:
         """Map a department answer (reply, poll or callback) to the unified status and move the task.
 
         A task that moved into a waiting state starts a poll chain; a poll that found nothing new continues its
@@ -207,6 +210,8 @@ class Engine:
         fields: dict[str, Any] = {"native_status": outcome.native_status, "data": data, "links": links,
                                   "reason": reason, "reference": outcome.reference}
         event: dict[str, Any] = {"native_status": outcome.native_status, "reason": reason, "links": links}
+        if callback_id:
+            event["callback_id"] = callback_id
         order = self.profiles.get(case.profile).step_order
         if target is TaskStatus.AWAITING_PAYMENT and task.matter == order.payment_matter and order.payment_notice_zh:
             event["notice_zh"] = order.payment_notice_zh  # where to pay, named in the SMS (e.g. 江西省税务局公众号)
@@ -223,7 +228,9 @@ class Engine:
 
     async def _move(self, case: CaseRecord, task: TaskRecord, target: TaskStatus, fields: dict[str, Any],
                     event: dict[str, Any] | None = None) -> TransitionResult:
-        result = await self.store.transition(case.id, task.matter, target, fields, event=event)
+        # The department request the change concerns, on the audit chain with the event.
+        result = await self.store.transition(case.id, task.matter, target, fields,
+                                             event={"request_id": task.request_id, **(event or {})})
         if result.moved:
             TASK_TRANSITIONS.labels(task.adapter, target.value).inc()
         elif not result.repeated:
@@ -253,7 +260,7 @@ class Engine:
             DEAD_LETTERED.labels(task.adapter).inc()
             await self.queue.dead_letter(case.id, task.matter)
             log.error("task dead-lettered", case_id=case.id, matter=task.matter, adapter=task.adapter,
-                      error=str(exc)[:200])
+                      error=type(exc).__name__)  # the message may quote the department: it is sealed in last_error
 
     # ---- the plan --------------------------------------------------------------------------------------------
     async def after_terminal(self, case_id: str) -> None:
@@ -281,6 +288,7 @@ class Engine:
         current = await self.store.get_tasks(case_id, case.matters)
         if all(t.status in TERMINAL for t in current):
             await self.store.redis.zrem(keys.OPEN_CASES, case.id)
+            await self.store.redis.zrem(keys.caller_open_cases(case.caller), case.id)
         await self.finish_case(case, current)
 
     def _step_state(self, task: TaskRecord) -> StepState:
@@ -321,7 +329,7 @@ class Engine:
         except (TechnicalFault, BreakerOpen) as exc:
             await self.store.redis.delete(keys.certificate_lock(case.id))
             await self.queue.enqueue(case.id, "", CERTIFICATE, delay_s=self.settings.retry_cap_s)
-            log.warning("certificate issue deferred", case_id=case.id, error=str(exc)[:200])
+            log.warning("certificate issue deferred", case_id=case.id, error=type(exc).__name__)
             return
         certificate = {"type": certificate_type, "identifier": outcome.data.get("identifier"),
                        "issued_at": outcome.data.get("issued_at") or now_iso()}
@@ -342,7 +350,12 @@ class Engine:
         if not case.documents.get("status"):
             documents = await self._fetch_documents(case)
             await self.store.update_case(case_id, {"documents": documents})
-            await self.store.append_event(case_id, "case.documents", {"documents": {"status": documents["status"]}})
+            # The retrieval on record: under which authorization (assertion jti), which licences, for which matters.
+            await self.store.append_event(case_id, "case.documents", {
+                "documents": {"status": documents["status"]},
+                "authorization": {k: (case.authorization or {}).get(k) for k in ("jti", "issuer", "acr")},
+                "licences": [lic["kind"] for lic in documents.get("licenses", [])],
+                "purpose": case.matters})
             case.documents = documents
         tasks = await self.store.get_tasks(case_id, case.matters)
         if case.documents.get("status") == "mismatch":
@@ -363,7 +376,7 @@ class Engine:
             return {"status": "not_requested"}
         source: ELicenseSource = adapter
         name, id_number = str(case.applicant.get("name", "")), str(case.applicant.get("id_number", ""))
-        holder_authorization = case.authorization
+        holder_authorization = dict(case.authorization)
 
         async def fetch() -> NativeOutcome:
             found = await source.fetch_identity_documents(name, id_number, holder_authorization)
@@ -373,7 +386,7 @@ class Engine:
             outcome = await self.call_department(adapter, "fetch_identity_documents", fetch, None)
         except (TechnicalFault, BreakerOpen) as exc:
             # The departments can still decide on the applicant's own data; the case is not held hostage.
-            log.warning("e-license retrieval failed", case_id=case.id, error=str(exc)[:200])
+            log.warning("e-license retrieval failed", case_id=case.id, error=type(exc).__name__)
             return {"status": "unavailable"}
         licenses = outcome.data.get("licenses") or []
         if not licenses:

@@ -20,6 +20,7 @@ from gateway.observability.metrics import CASES_CREATED, VALIDATION_REJECTIONS
 from gateway.orchestration.engine import DOCUMENTS, E_LICENSE_ADAPTER
 from gateway.sdk import request_id_for
 from gateway.security.applicant_identity import ApplicantAssertion
+from gateway.security.caller_quotas import check_case_rights
 from gateway.security.callers import Caller
 from gateway.store import keys
 from gateway.store.cases import CaseRecord, NewTask, TaskRecord, now_iso
@@ -54,6 +55,7 @@ def case_view(case: CaseRecord, tasks: list[TaskRecord]) -> dict[str, Any]:
         "id": case.id,
         "profile": case.profile,
         "channel": case.channel,
+        "operator": case.operator,
         "delivery": case.delivery,
         "status": derive_case_status(t.status for t in tasks).value,
         "created_at": case.created_at,
@@ -75,24 +77,37 @@ async def read_case(services: Services, case_id: str, caller: Caller) -> dict[st
 
 def _assertion_problems(application: Application | None, body: Any,
                         assertion: ApplicantAssertion | None) -> list[ErrorItem]:
+    """The assertion must be the applicant's own: the same ID number and the same name as the application."""
     if assertion is None:
         return []
     applicant = body.get("applicant") if isinstance(body, dict) else None
-    id_number = (application.applicant["id_number"] if application else
-                 str((applicant or {}).get("id_number", "")).strip().upper() if isinstance(applicant, dict) else "")
+    if application is not None:
+        id_number, name = str(application.applicant["id_number"]), str(application.applicant.get("name", ""))
+    elif isinstance(applicant, dict):
+        id_number = str(applicant.get("id_number", "")).strip().upper()
+        name = str(applicant.get("name", "")).strip()
+    else:
+        id_number = name = ""
+    problems = []
     if id_number and assertion.subject != id_number:
-        return [ErrorItem("applicant.assertion.subject_mismatch", "applicant.id_number",
-                          "申请人身份凭证与申请表中的证件号码不一致",
-                          "the applicant assertion is for another ID number than the application")]
-    return []
+        problems.append(ErrorItem("applicant.assertion.subject_mismatch", "applicant.id_number",
+                                  "申请人身份凭证与申请表中的证件号码不一致",
+                                  "the applicant assertion is for another ID number than the application"))
+    if name and assertion.name.strip() != name:
+        problems.append(ErrorItem("applicant.assertion.name_mismatch", "applicant.name",
+                                  "申请人身份凭证与申请表中的姓名不一致",
+                                  "the applicant assertion is for another name than the application"))
+    return problems
 
 
 async def submit_case(services: Services, caller: Caller, idempotency_key: str, body: Any,
-                      assertion: ApplicantAssertion | None) -> Accepted:
+                      assertion: ApplicantAssertion | None, *, operator: str | None = None,
+                      nonce: str = "") -> Accepted:
     if not idempotency_key or len(idempotency_key) > 200:
         raise ApiError(422, ErrorItem("header.idempotency_key.required", "Idempotency-Key",
                                       "缺少 Idempotency-Key 请求头（不超过200个字符）",
                                       "the Idempotency-Key header is required (at most 200 characters)"))
+    check_case_rights(caller, body)
     digest = request_hash(body)
     existing = await _existing(services, caller, idempotency_key, digest)
     if existing is not None:
@@ -127,20 +142,22 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
             deadline=task_deadline(profile, code, application.channel, today, services.calendar).isoformat(),
             ready=not prerequisite))
     deadline = case_deadline(profile, application.matters, application.channel, today, services.calendar)
-    statutory = (services.calendar.add_working_days(today, profile.statutory_working_days).isoformat()
-                 if profile.statutory_working_days else None)
+    statutory_days = profile.statutory_days(application.matters)  # the profile's formula over this case's matters
+    statutory = services.calendar.add_working_days(today, statutory_days).isoformat() if statutory_days else None
     fetch_documents = (assertion is not None and E_LICENSE_ADAPTER in services.adapters.adapters)
     first = ([{"matter": "", "kind": DOCUMENTS}] if fetch_documents else
              [{"matter": t.matter, "kind": "submit"} for t in tasks if t.ready])
     created_at = now_iso()
+    await services.quotas.open_case(caller, case_id)
     result = await services.store.create(
         caller=caller.app_id, idempotency_key=idempotency_key, request_hash=digest, case_id=case_id,
         case_fields={
             "id": case_id, "caller": caller.app_id, "profile": application.profile, "channel": application.channel,
+            "operator": operator or "",
             "delivery": application.delivery, "created_at": created_at, "deadline": deadline.isoformat(),
             "statutory_deadline": statutory or "", "matters": application.matters,
             "applicant": application.applicant, "agent": application.agent, "sections": application.sections,
-            "authorization": assertion.token if assertion else None,
+            "authorization": assertion.authorization() if assertion else None,
             "warnings": [{"code": w.code, "field": w.field, "message_zh": w.message_zh, "message_en": w.message_en}
                          for w in outcome.warnings],
             "certificates": [], "documents": {},
@@ -150,9 +167,19 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
         deadline_ts=deadline_score(deadline),
         ttl_s=services.settings.idempotency_ttl_s,
         first_messages=first,
+        # Kept past exp by more than the verifier's leeway, so the assertion cannot be replayed while it is valid.
+        spent_assertion=(keys.assertion_used(assertion.issuer, assertion.jti),
+                         assertion.expires_at - int(time.time()) + 60) if assertion else None,
+        nonce=nonce,
     )
+    if not result.created:
+        await services.quotas.not_stored(caller, case_id)
     if result.conflict:
         raise _conflict()
+    if result.replayed:
+        raise ApiError(401, ErrorItem("applicant.assertion.replayed", "X-Applicant-Assertion",
+                                      "申请人身份凭证已使用过，请重新认证",
+                                      "this applicant assertion was already used for another application"))
     if not result.created:
         view = await read_case(services, str(result.case_id), caller)
         if view is None:

@@ -11,6 +11,7 @@ import hmac
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -27,6 +28,12 @@ class AdapterSettings(BaseModel):
     timeout_s: float = 5.0
     # The department's key for signing its callbacks to us (shared secret agreed at onboarding).
     callback_secret: str = "dev-callback-secret"
+    # Transport to the department: mutual TLS (our client certificate, their CA) and our signature on every request.
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+    ca_bundle_file: Path | None = None  # unset: the system's CAs
+    verify: bool = True  # False only for a department's test system with a self-made certificate
+    signing_secret: str | None = None  # HMAC-SHA256 key for X-Gateway-Signature; unset: requests go unsigned
     options: dict[str, Any] = {}
 
 
@@ -158,8 +165,13 @@ class ELicenseSource(ABC):
     """What the e-license adapter offers besides matters: documents for the case, certificates at its end."""
 
     @abstractmethod
-    async def fetch_identity_documents(self, name: str, id_number: str, authorization: str) -> list[ELicense]:
-        """ID card and household register of the holder; [] when the system has no record."""
+    async def fetch_identity_documents(self, name: str, id_number: str,
+                                       authorization: Mapping[str, Any]) -> list[ELicense]:
+        """ID card and household register of the holder; [] when the system has no record.
+
+        `authorization` is the record of the holder's consent (assertion `jti`, issuer, level, times), passed on as
+        such: the call itself goes out under the gateway's own credential, never the applicant's token.
+        """
 
     @abstractmethod
     async def issue_certificate(self, request: DepartmentRequest, certificate_type: str) -> NativeOutcome:

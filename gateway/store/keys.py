@@ -33,12 +33,30 @@ def nonce(app_id: str, value: str) -> str:
     return f"{PREFIX}:nonce:{app_id}:{value}"
 
 
+def assertion_used(issuer: str, jti: str) -> str:
+    """A spent applicant assertion, kept until it expires: each one creates at most one case."""
+    return f"{PREFIX}:assertion:{issuer}:{jti}"
+
+
+def rate_bucket(app_id: str) -> str:
+    return f"{PREFIX}:rate:{app_id}"  # hash: a caller's token bucket, shared by every API process
+
+
+def caller_open_cases(app_id: str) -> str:
+    return f"{PREFIX}:caller-open:{app_id}"  # sorted set: a caller's open case ids, scored by when they opened
+
+
 def request_index(request_id: str) -> str:
     return f"{PREFIX}:reqid:{request_id}"
 
 
 def breaker(adapter: str) -> str:
     return f"{PREFIX}:breaker:{adapter}"
+
+
+def breaker_probe(adapter: str) -> str:
+    """Held by the one caller that probes a half-open breaker."""
+    return f"{PREFIX}:breaker:{adapter}:probe"
 
 
 def certificate_lock(case_id: str) -> str:

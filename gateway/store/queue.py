@@ -7,10 +7,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import ResponseError
-
 from gateway.store import keys, scripts
 from gateway.store.connection import StrRedis
+from gateway.store.consumer import Entry, StreamConsumer, autoclaim_entries
 
 
 @dataclass(frozen=True)
@@ -21,46 +20,32 @@ class TaskMessage:
     kind: str  # "submit" | "poll"
 
 
-def _message(message_id: str, fields: Any) -> TaskMessage | None:
+def message_of(entry: Entry) -> TaskMessage | None:
+    message_id, fields = entry
     if not fields:  # Redis 6.2 returns deleted entries as nil inside XAUTOCLAIM replies
         return None
-    if isinstance(fields, list):
-        fields = dict(zip(fields[::2], fields[1::2], strict=True))
     return TaskMessage(message_id, fields["case_id"], fields["matter"], fields.get("kind", "submit"))
 
 
-def autoclaim_entries(reply: list[Any]) -> list[tuple[str, dict[str, str]]]:
-    """XAUTOCLAIM answers [next, entries] on Redis 6.2 and [next, entries, deleted] on Redis 7: read both.
-
-    Redis 6.2 also lists entries deleted meanwhile as [id, nil]; they are dropped here.
-    """
-    entries = []
-    for entry in reply[1]:
-        if entry and entry[1]:
-            fields = entry[1]
-            if isinstance(fields, list):
-                fields = dict(zip(fields[::2], fields[1::2], strict=True))
-            entries.append((str(entry[0]), fields))
-    return entries
-
-
 def parse_autoclaim(reply: list[Any]) -> list[TaskMessage]:
-    return [m for mid, fields in autoclaim_entries(reply) for m in [_message(mid, fields)] if m is not None]
+    return [m for entry in autoclaim_entries(reply) for m in [message_of(entry)] if m is not None]
 
 
 class TaskQueue:
-    def __init__(self, redis: StrRedis, consumer: str = "api") -> None:
+    """What the engine puts on the task stream (now or later) and the dead-letter set; `stream` is this process's
+    consumer of it."""
+
+    def __init__(self, redis: StrRedis, consumer: str = "api", reclaim_idle_s: float = 30.0) -> None:
         self.redis = redis
         self.consumer = consumer
+        self.stream = StreamConsumer(redis, keys.TASK_STREAM, keys.TASK_GROUP, consumer,
+                                     reclaim_idle_s=reclaim_idle_s)
         self._promote = redis.register_script(scripts.PROMOTE_DUE)
 
     async def ensure_group(self) -> None:
-        for stream, group in ((keys.TASK_STREAM, keys.TASK_GROUP), (keys.OUTBOX_STREAM, keys.OUTBOX_GROUP)):
-            try:
-                await self.redis.xgroup_create(stream, group, id="0", mkstream=True)
-            except ResponseError as exc:
-                if "BUSYGROUP" not in str(exc):
-                    raise
+        await self.stream.ensure_group()
+        await StreamConsumer(self.redis, keys.OUTBOX_STREAM, keys.OUTBOX_GROUP, self.consumer,
+                             reclaim_idle_s=0).ensure_group()
 
     async def enqueue(self, case_id: str, matter: str, kind: str = "submit", delay_s: float = 0.0) -> None:
         if delay_s <= 0:
@@ -74,43 +59,21 @@ class TaskQueue:
         return int(await self._promote(keys=[keys.DELAYED, keys.TASK_STREAM], args=[time.time(), limit]))
 
     async def read(self, count: int, block_ms: int) -> list[TaskMessage]:
-        reply = await self.redis.xreadgroup(keys.TASK_GROUP, self.consumer, {keys.TASK_STREAM: ">"},
-                                            count=count, block=block_ms)
-        messages: list[TaskMessage] = []
-        for _stream, entries in reply or []:
-            for message_id, fields in entries:
-                message = _message(message_id, fields)
-                if message is not None:
-                    messages.append(message)
-        return messages
+        return [m for entry in await self.stream.read(count, block_ms) for m in [message_of(entry)] if m]
 
     async def reclaim(self, min_idle_ms: int, count: int = 50) -> list[TaskMessage]:
         """Take over messages a dead (or stuck) worker read but never acknowledged."""
-        reply = await self.redis.execute_command("XAUTOCLAIM", keys.TASK_STREAM, keys.TASK_GROUP, self.consumer,
-                                                 min_idle_ms, "0-0", "COUNT", count)
-        return parse_autoclaim(reply)
+        entries = await self.stream.reclaim(count, min_idle_s=min_idle_ms / 1000)
+        return [m for entry in entries for m in [message_of(entry)] if m]
 
     async def keep_alive(self, message_ids: list[str]) -> None:
-        """Reset the idle time of messages this worker is still working on, so nobody reclaims a live step."""
-        if message_ids:
-            await self.redis.execute_command("XCLAIM", keys.TASK_STREAM, keys.TASK_GROUP, self.consumer, 0,
-                                             *message_ids, "JUSTID")
+        await self.stream.keep_alive(message_ids)
 
     async def ack(self, message_id: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(keys.TASK_STREAM, keys.TASK_GROUP, message_id)
-            pipe.xdel(keys.TASK_STREAM, message_id)
-            await pipe.execute()
-
-    async def count_failure(self, message_id: str) -> int:
-        key = keys.step_failures(message_id)
-        failures = int(await self.redis.incr(key))
-        await self.redis.expire(key, 24 * 3600)
-        return failures
+        await self.stream.ack(message_id)
 
     async def pending_count(self) -> int:
-        info = await self.redis.xpending(keys.TASK_STREAM, keys.TASK_GROUP)
-        return int(info["pending"]) if info else 0
+        return await self.stream.pending_count()
 
     async def dead_letter(self, case_id: str, matter: str) -> None:
         await self.redis.zadd(keys.DLQ, {f"{case_id}|{matter}": time.time()})

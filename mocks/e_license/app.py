@@ -9,7 +9,8 @@
 
 Every reply: {ack_code: SUCCESS|FAILURE, errors: [{code, message}], data, correlation_id, response_id} (the envelope
 is this mock's choice in the national platform's style). Query and download need the holder's authorization: the
-applicant's identity assertion the gateway passes on in `X-Holder-Authorization`; without it, E0401. Issuing is the
+record of the applicant's consent (JSON with the assertion's `jti` and `issuer`) in `X-Holder-Authorization`;
+without it, E0401. Issuing is the
 department's own act (the seed: generated automatically once everything is paid), so it needs no holder token.
 
 The population (docs/mock-population.md): last digit of the ID sequence 9 -> no licence record (empty list); anyone
@@ -26,6 +27,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import itertools
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -245,7 +247,12 @@ def create_app() -> FastAPI:
                          "CBDW": f"{_police_authority(holder)}户政科"}
 
     def authorized(request: Request) -> bool:
-        return bool(request.headers.get(AUTH_HEADER, "").strip())
+        """A record of the holder's consent: which assertion (jti) from which identity service allowed the call."""
+        try:
+            record = json.loads(request.headers.get(AUTH_HEADER, ""))
+        except ValueError:
+            return False
+        return isinstance(record, dict) and bool(record.get("jti")) and bool(record.get("issuer"))
 
     async def business_faults() -> tuple[str, Response | None]:
         decision = await decide_fault(state)

@@ -27,6 +27,7 @@ from mocks.common import (
     env_secret,
     garbage_response,
 )
+from mocks.gateway_signature import gateway_secret, signed_by_gateway
 from mocks.population import person
 
 TRANSACTIONS = {"4101": "employee_enrolment", "4102": "employee_change", "4201": "resident_enrolment",
@@ -40,6 +41,7 @@ NATIVE_CODES = {
     "E1002": "参保人已参加城乡居民基本医疗保险",
     "E1003": "参保人未参保，不能办理参保信息变更",
     "E1004": "证件号码校验不通过",
+    "E0401": "接入方签名验证失败",
     "E9001": "系统繁忙，请稍后再试",
 }
 
@@ -49,6 +51,7 @@ def create_app() -> FastAPI:
     state = MockState(name="medical")
     app.state.mock = state
     app.state.callback_secret = env_secret("medical")
+    gateway_key = gateway_secret("medical")
     add_control_routes(app, state)
     enrolled: dict[str, dict[str, Any]] = {}  # certno -> record
 
@@ -89,6 +92,8 @@ def create_app() -> FastAPI:
 
     @app.post("/fsi/api/transaction")
     async def transaction(request: Request) -> Response:
+        if gateway_key and not signed_by_gateway(gateway_key, request, await request.body()):
+            return JSONResponse(envelope(-1, None, f"E0401 {NATIVE_CODES['E0401']}"), status_code=401)
         decision = await decide_fault(state)
         if decision.kind == "outage":
             return JSONResponse({"infcode": -1, "err_msg": "服务不可用"}, status_code=503)

@@ -22,7 +22,7 @@ from tests.support.adapters import department_request, running_adapter
 GUANGXI = "450103199005171239"  # sequence ends in 3: ordinary, household in Guangxi (南宁市青秀区)
 JIANGXI = "360403198803120014"  # sequence ends in 1: ordinary, household in Jiangxi (九江市浔阳区)
 NO_RECORD = "450103199005171298"  # sequence ends in 9: no e-license record
-TOKEN = "holder-assertion-token"
+TOKEN = {"jti": "a1b2c3d4e5f6", "issuer": "test-idp", "acr": "L3", "issued_at": 1, "expires_at": 2}
 
 
 def certificate_request(**kwargs):
@@ -79,7 +79,7 @@ async def test_missing_holder_authorization_is_a_technical_refusal(mock_server):
     server = mock_server("e_license")
     async with running_adapter(ELicenseAdapter, server.url) as adapter:
         with pytest.raises(HolderAuthorizationRefused, match="E0401"):
-            await adapter.fetch_identity_documents("韦样例", GUANGXI, "")
+            await adapter.fetch_identity_documents("韦样例", GUANGXI, {})
 
 
 ISSUER = mock_app.synthetic_uscc("450103", "public-security")

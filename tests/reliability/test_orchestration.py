@@ -24,7 +24,8 @@ JIUJIANG_SECTIONS = {
     "employee_medical_enrolment": {"insured_place": "360400", "contribution_tier": "combined_accounts",
                                    "insured_elsewhere": False},
     "housing_fund_account": {"collection_point": "360400", "monthly_amount": 500, "has_employment_contract": False,
-                             "insured_elsewhere": False, "deposit_commitment": True},
+                             "insured_elsewhere": False, "income_and_credit": True,
+                             "deposit_commitment": True},
 }
 
 

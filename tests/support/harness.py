@@ -54,11 +54,16 @@ class IdentityService:
         self.jwks_path.write_text(json.dumps({"keys": [{"kty": "EC", "crv": "P-256", "x": b64(numbers.x),
                                                         "y": b64(numbers.y), "kid": issuer, "alg": "ES256"}]}))
 
-    def assertion(self, sub: str, name: str = "韦样例", *, exp_s: int = 600, issuer: str | None = None,
-                  key: ec.EllipticCurvePrivateKey | None = None) -> str:
+    def assertion(self, sub: str, name: str | None = "韦样例", *, exp_s: int = 600, issuer: str | None = None,
+                  key: ec.EllipticCurvePrivateKey | None = None, **claims: Any) -> str:
+        """A fresh single-use assertion for the gateway's audience; `claims` override or (as None) drop claims."""
         now = int(time.time())
-        claims = {"sub": sub, "name": name, "acr": "L3", "iss": issuer or self.issuer, "iat": now, "exp": now + exp_s}
-        return jwt.encode(claims, key or self.key, algorithm="ES256", headers={"kid": self.issuer})
+        payload: dict[str, Any] = {"sub": sub, "name": name, "acr": "L3", "iss": issuer or self.issuer,
+                                   "aud": "flex-employment-gateway", "iat": now, "exp": now + exp_s,
+                                   "jti": uuid.uuid4().hex}
+        payload.update(claims)
+        payload = {k: v for k, v in payload.items() if v is not None}
+        return jwt.encode(payload, key or self.key, algorithm="ES256", headers={"kid": self.issuer})
 
 
 class Recorder:
@@ -69,10 +74,12 @@ class Recorder:
         self.headers: list[dict[str, str]] = []
         self.failing = False
         self.refusal_rate = 0.0  # a flaky platform: refuse this share of deliveries at random
+        self.delay_s = 0.0  # a slow platform: answer each delivery this late
         app = FastAPI()
 
         @app.post("/events")
         async def receive(request: Request) -> Response:
+            await asyncio.sleep(self.delay_s)
             if self.failing or random.random() < self.refusal_rate:
                 return Response(status_code=503)
             self.events.append(json.loads(await request.body()))
@@ -120,7 +127,9 @@ class RunningGateway:
                                   assertion=assertion or None)
 
     def case(self, case_id: str) -> dict[str, Any]:
-        response = self.client.get_case(case_id)
+        """The case as its own caller sees it (a caller sees only its own cases)."""
+        owner = self.redis().hget(f"gw:{{{case_id}}}:case", "caller")
+        response = (self.window_client if owner == WINDOW[0] else self.client).get_case(case_id)
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
 
@@ -165,10 +174,12 @@ class RunningGateway:
 
 PLATFORM = ("test-platform", "test-platform-secret")
 WINDOW = ("test-window", "test-window-secret")
+OPERATOR = "clerk-0042"  # the window clerk the window client signs as
 
 
 def test_settings(tmp_path: Path, redis_url: str, mocks: dict[str, RunningServer], identity: IdentityService,
-                  webhook_url: str, **overrides: Any) -> Settings:
+                  webhook_url: str, adapter_extra: dict[str, dict[str, Any]] | None = None,
+                  **overrides: Any) -> Settings:
     callers = tmp_path / "callers.json"
     callers.write_text(json.dumps([
         {"app_id": PLATFORM[0], "secret": PLATFORM[1], "name": "test platform"},
@@ -178,10 +189,12 @@ def test_settings(tmp_path: Path, redis_url: str, mocks: dict[str, RunningServer
     values: dict[str, Any] = dict(
         redis_url=redis_url, var_dir=tmp_path / "var", api_port=port, callers_file=callers,
         identity_jwks_file=identity.jwks_path, identity_issuer=identity.issuer,
-        adapters={name: {"base_url": server.url, "timeout_s": 1.0} for name, server in mocks.items() if name != "sms"},
+        adapters={name: {"base_url": server.url, "timeout_s": 1.0, **(adapter_extra or {}).get(name, {})}
+                  for name, server in mocks.items() if name != "sms"},
         sms_url=mocks["sms"].url if "sms" in mocks else None, webhook_url=webhook_url,
         retry_attempts=4, retry_max_s=5.0, retry_initial_s=0.05, retry_cap_s=0.2, redeliver_after_s=3.0,
         poll_initial_s=0.2, poll_cap_s=1.0, breaker_failures=3, breaker_open_s=2.0, outbox_timeout_s=1.0,
+        outbox_redeliver_after_s=1.0,
     )
     values.update(overrides)
     return Settings(**values)
@@ -189,7 +202,7 @@ def test_settings(tmp_path: Path, redis_url: str, mocks: dict[str, RunningServer
 
 def start_gateway(tmp_path: Path, redis_url: str, *, mock_names: Iterable[str] = ALL_MOCKS,
                   applicant_delay: str = "off", mock_env: dict[str, str] | None = None,
-                  **overrides: Any) -> RunningGateway:
+                  adapter_extra: dict[str, dict[str, Any]] | None = None, **overrides: Any) -> RunningGateway:
     # The mocks read their behaviour from the environment when they are created, as they would at start-up.
     saved = dict(os.environ)
     os.environ.update({"MOCK_APPLICANT_DELAY_S": applicant_delay, "MOCK_HRSS_REVIEW_S": "0.3",
@@ -202,7 +215,7 @@ def start_gateway(tmp_path: Path, redis_url: str, *, mock_names: Iterable[str] =
     flush(redis_url)
     identity = IdentityService(tmp_path)
     webhook = Recorder()
-    settings = test_settings(tmp_path, redis_url, mocks, identity, webhook.url, **overrides)
+    settings = test_settings(tmp_path, redis_url, mocks, identity, webhook.url, adapter_extra, **overrides)
     started = threading.Event()
     holder: dict[str, Any] = {}
 
@@ -225,8 +238,8 @@ def start_gateway(tmp_path: Path, redis_url: str, *, mock_names: Iterable[str] =
         raise RuntimeError(f"gateway did not start: {holder.get('error')!r}")
     base = settings.base_url
     return RunningGateway(settings=settings, redis_url=redis_url, client=GatewayClient(base, *PLATFORM),
-                          window_client=GatewayClient(base, *WINDOW), identity=identity, mocks=mocks,
-                          webhook=webhook, thread=thread, loop=holder["loop"], stop_event=holder["stop"])
+                          window_client=GatewayClient(base, *WINDOW, operator_id=OPERATOR), identity=identity,
+                          mocks=mocks, webhook=webhook, thread=thread, loop=holder["loop"], stop_event=holder["stop"])
 
 
 def flush(redis_url: str) -> None:
@@ -237,5 +250,6 @@ def flush(redis_url: str) -> None:
 
 
 def applicant(division: str = "450103", birth: str = "19900517", sequence: int = 123, **extra: Any) -> dict[str, Any]:
+    # The household is declared, as a platform pre-fills it (信息预填): here, where the mock population has it.
     return {"name": "韦样例", "id_type": "resident_id", "id_number": id_number(division, birth, sequence),
-            "phone": "13912345678", **extra}
+            "phone": "13912345678", "household_division_code": division, **extra}
