@@ -169,7 +169,8 @@ def test_resident_medical_reaches_the_department_with_the_registered_ethnicity_a
     person = applicant(sequence=101)
     assert citizen(person["id_number"]).ethnicity == "壮"  # the e-license mock's register for this person
     body = {"profile": "guangxi", "channel": "online", "applicant": person, "matters": ["resident_medical_enrolment"],
-            "sections": {"resident_medical_enrolment": {"community": "青秀区新竹社区"}}, "delivery": "online"}
+            "sections": {"resident_medical_enrolment": {"community": "青秀区新竹社区", "employed": False}},
+            "delivery": "online"}
     response = gw.submit(body)
     assert response.status_code == 202, response.text
     case = gw.wait_terminal(response.json()["id"])
