@@ -58,6 +58,8 @@ class MockState:
     callbacks_failed: int = 0
     # request id -> the answer given the first time: a repeat gets the same answer and registers nothing
     answers: dict[str, Any] = field(default_factory=dict)
+    # Every business request as this department read it, so tests see exactly what arrived (GET /_mock/requests).
+    requests: list[dict[str, Any]] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
@@ -83,6 +85,12 @@ class MockState:
             self.answers[request_id] = answer
             self.registrations += 1
             return answer
+
+    def log_request(self, request_id: str, operation: str, body: Any) -> None:
+        """Keep what arrived, parsed the way this department parses it (a bounded log: the newest 2000)."""
+        self.requests.append({"request_id": request_id, "operation": operation, "received_at": time.time(),
+                              "body": body})
+        del self.requests[:-2000]
 
     def spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -127,12 +135,18 @@ def add_control_routes(app: FastAPI, state: MockState) -> None:
     async def stats() -> dict[str, Any]:
         return state.stats()
 
+    @app.get("/_mock/requests")
+    async def requests(request_id: str | None = None) -> dict[str, Any]:
+        found = [r for r in state.requests if request_id is None or r["request_id"] == request_id]
+        return {"requests": found}
+
     @app.post("/_mock/reset")
     async def reset() -> dict[str, Any]:
         state.faults = Faults()
         state.received = state.duplicates = state.registrations = 0
         state.callbacks_sent = state.callbacks_failed = 0
         state.answers.clear()
+        state.requests.clear()
         return state.stats()
 
     @app.get("/health")

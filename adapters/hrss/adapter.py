@@ -58,6 +58,7 @@ _ARCHIVE_REASON = {"graduation": "graduation", "resignation_or_dismissal": "resi
                    "contract_ended": "termination", "other": "other"}
 _EMPLOYEE_PENSION = "110"  # aae140: enterprise employees' basic pension
 _LONG_TERM = "长期"  # idValidTo of an ID card valid for life
+CARDHOLDER_PHOTO = "cardholder_photo"  # the profile's material code of the card photo
 PACKAGE_DIR = Path(__file__).parent
 WSDL_FILE = PACKAGE_DIR / "hrss.wsdl"
 _BINDING = "{urn:mock:hrss:flexemp:v1}FlexibleEmploymentBinding"
@@ -98,6 +99,23 @@ class PackageTransport(AsyncTransport):
         return response
 
 
+def _attachments(request: DepartmentRequest) -> list[dict[str, str]] | None:
+    """The case's materials as the WSDL's Attachment elements (the card photo travels in `photo` instead)."""
+    found = [{"material": a["material"], "filename": a["filename"], "contentType": a["content_type"],
+              "sha256": a["sha256"], "data": a["data_base64"]}
+             for a in request.attachments if a["material"] != CARDHOLDER_PHOTO]
+    return found or None
+
+
+def _text(value: Any) -> str | None:
+    """A form value as element text: booleans as 1/0, structures (education rows, work) as compact JSON."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
 def soap_client(wsdl: Path, transport: PackageTransport) -> zeep.AsyncClient:
     """The zeep client for a WSDL file; ZeepError (ExternalReferenceForbidden, ...) if it cannot be read as is."""
     settings = zeep.Settings(forbid_dtd=True, forbid_entities=True, forbid_external=True)
@@ -195,7 +213,19 @@ class HrssAdapter(DepartmentAdapter):
             "aac004": _SEX.get(str(applicant.get("sex"))),
             "aac006": _compact(applicant.get("birth_date")),
             "phone": applicant.get("phone"),
+            "aac005": applicant.get("ethnicity_code"),
+            "attachment": _attachments(request),
         }
+
+    def _attached_photo(self, request: DepartmentRequest) -> str | None:
+        """A compliant card photo that came with the case (窗口拍照 or upload); a non-compliant one is not sent, so
+        the department asks the applicant for a new one through its H5 step."""
+        for attachment in request.attachments:
+            if attachment["material"] == CARDHOLDER_PHOTO:
+                photo, refusal = self._check_photo({"photo_jpeg_base64": attachment["data_base64"]})
+                if refusal is None:
+                    return photo
+        return None
 
     def _check_photo(self, section: Mapping[str, Any]) -> tuple[str | None, NativeOutcome | None]:
         """(base64 photo to send, or None) or a PHOTO_SPEC refusal the applicant can act on."""
@@ -227,25 +257,39 @@ class HrssAdapter(DepartmentAdapter):
                        "employmentDate": _compact(section.get("employment_start_date"))}
         elif request.operation == "employee_pension_enrolment":
             fields |= {"aae140": _EMPLOYEE_PENSION, "aae003": _compact(section.get("start_month")),
-                       "insuredPlace": section.get("insured_place") or request.region_code}
+                       "insuredPlace": section.get("insured_place") or request.region_code,
+                       "contributionTier": _text(section.get("contribution_tier"))}
         elif request.operation == "resident_pension_enrolment":
             fields |= {"contributionLevel": _contribution_level(section),
                        "registrationDate": _compact(section.get("registration_date")),
-                       "specialGroup": list(section.get("special_groups") or []) or None}
+                       "specialGroup": list(section.get("special_groups") or []) or None,
+                       "specialGroupOther": section.get("special_group_other"),
+                       "isStudent": _text(section.get("is_student")),
+                       "oldRuralPension": _text(section.get("old_rural_pension")),
+                       "oldRuralPensionStart": _compact(section.get("old_rural_pension_start")),
+                       "otherPension": _text(section.get("other_pension")),
+                       "otherPensionStart": _compact(section.get("other_pension_start"))}
         elif request.operation == "social_security_card":
             photo, refusal = self._check_photo(section)
             if refusal is not None:
                 return refusal
             valid_to = _LONG_TERM if section.get("id_valid_long_term") else _compact(section.get("id_valid_to"))
             fields |= {"bankName": section.get("bank"), "idValidFrom": _compact(section.get("id_valid_from")),
-                       "idValidTo": valid_to, "photo": photo}
+                       "idValidTo": valid_to, "photo": photo or self._attached_photo(request),
+                       "cardAppliedBefore": _text(section.get("card_applied_before"))}
         else:  # archive_transfer
-            # The one-stop form asks to receive the archive (档案计划从…转至…); a transfer out needs a 调档函.
+            # 档案计划从…转至…: received here (in) or sent to the receiving institution (out, with its 调档函).
             reason = str(section.get("transfer_reason", ""))
             fields |= {"direction": section.get("direction", "in"), "fromOrg": section.get("archive_from"),
                        "toOrg": section.get("archive_to"), "reason": _ARCHIVE_REASON.get(reason, reason),
                        "transferLetterNo": section.get("transfer_letter_no"),
-                       "personCategory": section.get("person_category")}
+                       "personCategory": section.get("person_category"),
+                       "householdLocation": section.get("household_location"),
+                       "birthplace": section.get("birthplace"), "nativePlace": section.get("native_place"),
+                       "maritalStatus": section.get("marital_status"), "isGraduate": _text(section.get("is_graduate")),
+                       "email": section.get("email"), "emergencyContact": section.get("emergency_contact"),
+                       "emergencyPhone": section.get("emergency_phone"), "education": _text(section.get("education")),
+                       "work": _text(section.get("work")), "reasonOther": section.get("transfer_reason_other")}
         return await self._call(operation, fields)
 
     async def query_status(self, request: DepartmentRequest, reference: str | None) -> NativeOutcome:

@@ -35,6 +35,20 @@ _SEX = {"male": "1", "female": "2"}
 _sequence = itertools.count(1)
 
 
+def _insured_division(request: DepartmentRequest) -> str:
+    """Where the person is insured: the chosen place, else (四.4(2) 户籍地或居住地参保) the division of residence in
+    the region, else that of the household, else the region's own code."""
+    chosen = request.section.get("insured_place")
+    if chosen:
+        return str(chosen)
+    region = request.region_code.rstrip("0")
+    for key in ("residence_division_code", "household_division_code"):
+        division = str(request.applicant.get(key) or "")
+        if division and division.startswith(region[:2]):
+            return division
+    return request.region_code
+
+
 class MedicalAdapter(DepartmentAdapter):
     name = "medical"
     department = "medical"
@@ -77,13 +91,21 @@ class MedicalAdapter(DepartmentAdapter):
             "certno": applicant.get("id_number"),
             "psn_name": applicant.get("name"),
             "gend": _SEX.get(str(applicant.get("sex")), "0"),
-            "naty": applicant.get("ethnicity_code", "01"),
+            # GB 3304 code from the ID-card e-license (or the form); the declared name travels as well.
+            "naty": applicant.get("ethnicity_code"),
+            "naty_name": applicant.get("ethnicity"),
             "brdy": applicant.get("birth_date"),
             "tel": applicant.get("phone"),
             "insutype": _INSUTYPE.get(request.operation, "310"),
-            "insu_admdvs": section.get("insured_place") or request.region_code,
+            "insu_admdvs": _insured_division(request),
             "clct_way": "02",  # 个人缴费
             "biz_data": dict(section),
+            # 变更事项: each item with its value before and after (附件2 变更前/变更后).
+            "chg_items": [{"chg_item": row.get("item"), "old_val": row.get("before"), "new_val": row.get("after"),
+                           "memo": row.get("remark")} for row in section.get("changes") or []] or None,
+            "attachments": [{"material": a["material"], "file_name": a["filename"], "file_type": a["content_type"],
+                             "sha256": a["sha256"], "file_data": a["data_base64"]}
+                            for a in request.attachments] or None,
             "notify_url": request.callback_url,
         }
 

@@ -80,6 +80,8 @@ def sms_text(event: dict[str, Any], matter_name: str | None = None) -> str | Non
     reason = quoted_reason(str(event.get("reason") or "")) if status == "rejected" else ""
     if reason:
         text += f"原因：{reason}。"
+    if event.get("notice_zh"):  # the profile's payment notice, e.g. where to pay (江西省税务局公众号)
+        text += str(event["notice_zh"])
     for step, url in (event.get("links") or {}).items():
         text += f"请点击链接完成{STEP_NAMES_ZH.get(step, step)}：{url} "
     return text.strip()

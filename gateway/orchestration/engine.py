@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import structlog
@@ -18,7 +19,10 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, sto
 from tenacity.wait import wait_exponential_jitter
 
 from gateway.departments.registry import AdapterManager
+from gateway.domain.attachments import for_matter
+from gateway.domain.declaration import declared_rows
 from gateway.domain.status import TERMINAL, TaskStatus
+from gateway.domain.step_order import StepState, certificate_due, dependent_readiness
 from gateway.observability.metrics import (
     BREAKER_DEFERRED,
     DEAD_LETTERED,
@@ -210,9 +214,12 @@ class Engine:
                                   "reason": reason, "reference": outcome.reference}
         if target is TaskStatus.AWAITING_PAYMENT and outcome.links and task.status is not TaskStatus.AWAITING_PAYMENT:
             fields.update(await self.applicant_steps.arm(case, task, list(outcome.links)))
-        event = {"native_status": outcome.native_status, "reason": reason, "links": links}
+        event: dict[str, Any] = {"native_status": outcome.native_status, "reason": reason, "links": links}
         if callback_id:
             event["callback_id"] = callback_id
+        order = self.profiles.get(case.profile).step_order
+        if target is TaskStatus.AWAITING_PAYMENT and task.matter == order.payment_matter and order.payment_notice_zh:
+            event["notice_zh"] = order.payment_notice_zh  # where to pay, named in the SMS (e.g. 江西省税务局公众号)
         result = await self._move(case, task, target, fields, event=event)
         if result.repeated:
             await self.store.update_task(case.id, task.matter, {"native_status": outcome.native_status,
@@ -291,35 +298,44 @@ class Engine:
 
     # ---- the plan --------------------------------------------------------------------------------------------
     async def after_terminal(self, case_id: str) -> None:
-        """Release dependents whose prerequisites completed, skip those whose prerequisite was refused."""
+        """Release dependents whose prerequisites allow it, skip those none can satisfy; issue a due certificate."""
         case = await self.store.get_case(case_id)
         if case is None:
             return
+        profile = self.profiles.get(case.profile)
         tasks = {t.matter: t for t in await self.store.get_tasks(case_id, case.matters)}
+        states = {matter: self._step_state(t) for matter, t in tasks.items()}
         for task in tasks.values():
             if task.status is not TaskStatus.PENDING:
                 continue
-            prerequisites = [tasks[m] for m in task.prerequisite if m in tasks]
-            refused = [p for p in prerequisites if p.status in TERMINAL and p.status is not TaskStatus.COMPLETED]
-            if refused:
-                names = "、".join(p.matter for p in refused)
+            prerequisites = [m for m in task.prerequisite if m in tasks]
+            readiness = dependent_readiness(profile.matter(task.matter).prerequisite,
+                                            [states[m] for m in prerequisites])
+            if readiness == "skip":
+                names = "、".join(prerequisites)
                 await self._move(case, task, TaskStatus.SKIPPED, {"reason": f"前置事项未办结：{names}"},
                                  event={"reason": f"prerequisite not completed: {names}"})
-            elif all(p.status is TaskStatus.COMPLETED for p in prerequisites):
+            elif readiness == "go":
                 result = await self._move(case, task, TaskStatus.QUEUED, {})
                 if result.moved:
                     await self.queue.enqueue(case_id, task.matter, "submit")
         current = await self.store.get_tasks(case_id, case.matters)
         if all(t.status in TERMINAL for t in current):
-            await self.finish_case(case, current)
+            await self.store.redis.zrem(keys.OPEN_CASES, case.id)
+            await self.store.redis.zrem(keys.caller_open_cases(case.caller), case.id)
+        await self.finish_case(case, current)
+
+    def _step_state(self, task: TaskRecord) -> StepState:
+        entry = (self.adapters.get(task.adapter).status_table.lookup(task.native_status)
+                 if task.status is TaskStatus.REJECTED and task.native_status else None)
+        return StepState(status=task.status, already_enrolled=entry is not None and entry.already_enrolled)
 
     async def finish_case(self, case: CaseRecord, tasks: list[TaskRecord]) -> None:
-        await self.store.redis.zrem(keys.OPEN_CASES, case.id)
-        await self.store.redis.zrem(keys.caller_open_cases(case.caller), case.id)
+        """Issue the region's e-certificate once its profile's order of steps says it is due (once per case)."""
         profile = self.profiles.get(case.profile)
         if not profile.certificate or case.certificates:
             return
-        if not all(t.status is TaskStatus.COMPLETED for t in tasks):
+        if not certificate_due(profile.step_order, {t.matter: self._step_state(t) for t in tasks}):
             return
         # One issuer per case even when two workers finish two tasks at once.
         if not await self.store.redis.set(keys.certificate_lock(case.id), "1", nx=True, ex=300):
@@ -419,17 +435,34 @@ class Engine:
             summary["licenses"].append({"kind": lic.kind, "identifier": lic.identifier})
             if lic.kind == "household_register" and lic.fields.get("household_division_code"):
                 summary["household_division_code"] = lic.fields["household_division_code"]
+            if lic.kind == "id_card" and lic.fields.get("ethnicity_code"):
+                summary["ethnicity"] = lic.fields.get("ethnicity")
+                summary["ethnicity_code"] = lic.fields["ethnicity_code"]
         return summary
 
     # ---- requests --------------------------------------------------------------------------------------------
     def department_request(self, case: CaseRecord, task: TaskRecord) -> DepartmentRequest:
         profile = self.profiles.get(case.profile)
         applicant = dict(case.applicant)
-        if case.documents.get("household_division_code"):
-            applicant.setdefault("household_division_code", case.documents["household_division_code"])
+        # The e-licenses are the register: they fill what the form left open.
+        for name in ("household_division_code", "ethnicity", "ethnicity_code"):
+            if case.documents.get(name):
+                applicant.setdefault(name, case.documents[name])
+        section = dict(case.sections.get(task.matter, {}))
+        declares = profile.matter(task.matter).declares
+        if declares is not None and not section.get("rows"):
+            # Declared from the enrolments' choices, from the month of enrolment (the case's month, Beijing time).
+            month = _beijing_month(case.created_at)
+            section["rows"] = declared_rows(declares, case.sections, case.matters, month)
         return DepartmentRequest(
             request_id=task.request_id, case_id=case.id, matter=task.matter, operation=task.operation,
             profile=case.profile, channel=case.channel, region_code=profile.division_code, applicant=applicant,
-            section=case.sections.get(task.matter, {}), agent=case.agent,
+            section=section, agent=case.agent,
             callback_url=f"{self.settings.base_url}/v1/callbacks/{task.adapter}",
+            attachments=for_matter(case.attachments, task.matter),
         )
+
+
+def _beijing_month(timestamp: str) -> str:
+    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    return f"{moment.astimezone(timezone(timedelta(hours=8))):%Y-%m}"

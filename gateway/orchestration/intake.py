@@ -12,6 +12,7 @@ from typing import Any
 
 from gateway.api.errors import ApiError, ErrorItem
 from gateway.bootstrap import Services
+from gateway.domain.attachments import read_materials
 from gateway.domain.deadlines import case_deadline, task_deadline
 from gateway.domain.status import TaskStatus, derive_case_status
 from gateway.domain.validation import Application, validate_application
@@ -120,7 +121,11 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
     outcome = validate_application(body, services.profiles, today=today)
     problems = [ErrorItem(p.code, p.field, p.message_zh, p.message_en) for p in outcome.errors]
     problems += _assertion_problems(outcome.application, body, assertion)
-    if problems or outcome.application is None:
+    materials = (read_materials(body, services.profiles.get(outcome.application.profile), outcome.application)
+                 if outcome.application is not None else None)
+    if materials is not None:
+        problems += [ErrorItem(p.code, p.field, p.message_zh, p.message_en) for p in materials.errors]
+    if problems or outcome.application is None or materials is None:
         for p in problems:
             VALIDATION_REJECTIONS.labels(p.code).inc()
         raise ApiError(422, *problems)
@@ -156,6 +161,7 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
             "warnings": [{"code": w.code, "field": w.field, "message_zh": w.message_zh, "message_en": w.message_en}
                          for w in outcome.warnings],
             "certificates": [], "documents": {},
+            "attachments": materials.attachments, "materials_received": materials.received,
         },
         tasks=tasks,
         deadline_ts=deadline_score(deadline),

@@ -69,12 +69,25 @@ def consistency_problems(profile: Profile, known_operations: Mapping[str, set[st
         if first == second:
             problems.append(f"mutually_exclusive[{index}]: a matter cannot exclude itself ('{first}')")
 
+    problems.extend(_step_order_problems(profile, seen))
     cycle = _prerequisite_cycle(profile)
     if cycle:
         problems.append("prerequisites form a cycle: " + " -> ".join(cycle))
 
     problems.extend(_statutory_problems(profile))
     return problems
+
+
+def _step_order_problems(profile: Profile, codes: set[str]) -> list[str]:
+    """Matters named by the order of steps and by declarations built from enrolments must exist."""
+    order = profile.step_order
+    named = [("step_order.certificate_after", c) for c in order.certificate_after]
+    named += [("step_order.payment_after", c) for c in order.payment_after]
+    named += [("step_order.payment_matter", order.payment_matter)] if order.payment_matter else []
+    for matter in profile.matters:
+        if matter.declares is not None:
+            named += [(f"matters ({matter.code}): declares", fee.matter) for fee in matter.declares.fees]
+    return [f"{where}: names unknown matter '{code}'" for where, code in named if code not in codes]
 
 
 def _statutory_problems(profile: Profile) -> Iterator[str]:

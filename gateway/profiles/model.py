@@ -22,6 +22,7 @@ IdType = Literal[
 ELicense = Literal["id_card", "household_register"]
 _BOTH_CHANNELS: tuple[Channel, ...] = ("online", "window")
 _ID_DOCUMENTS: tuple[IdType, ...] = ("resident_id", "hmt_residence_permit")
+_ATTACHMENT_TYPES = ("application/pdf", "image/jpeg", "image/png")  # scans and photos of paper materials
 
 
 class _Frozen(BaseModel):
@@ -48,6 +49,9 @@ class Prerequisite(_Frozen):
     any_of: list[str] = Field(min_length=1)
     or_already_held: bool = False
     held_field: str = "already_enrolled"
+    # Wait until every selected one of `any_of` settled (e.g. declare after all enrolments), still needing only one
+    # of them satisfied; otherwise the first satisfied one releases the dependent.
+    after_all_selected: bool = False
 
 
 class Condition(_Frozen):
@@ -73,6 +77,13 @@ class Material(_Frozen):
     proxy_only: bool = False  # needed only when someone applies for the applicant (委托代办)
     channels: list[Channel] = Field(default_factory=lambda: list(_BOTH_CHANNELS))
     spec: dict[str, Any] | None = None  # e.g. the card photo's pixel size and byte range
+    # What an attachment of this material may be (POST /v1/cases `attachments`): its types, how many, how large.
+    content_types: list[str] = Field(default_factory=lambda: list(_ATTACHMENT_TYPES), min_length=1)
+    max_count: int = Field(default=3, ge=1)
+    max_bytes: int = Field(default=2 * 1024 * 1024, gt=0)
+    # The seed says it must be provided (需提供) when ``when`` holds: refused without it (attached or, at a window,
+    # received at the counter). Other conditional materials are listed for the clerk, not enforced.
+    must_attach: bool = False
 
     def uploaded(self, channel: Channel) -> bool:
         return channel in self.channels and not (channel == "online" and self.satisfied_by is not None)
@@ -236,6 +247,43 @@ class StepSchedule(_Frozen):
     cutoffs: list[PaymentCutoff] = Field(default_factory=list)
 
 
+class DeclaredFee(_Frozen):
+    """One row of a declaration built from an enrolment's choice: the fee type, its levy item and the base.
+
+    The monthly base is ``base_percent_field`` of the enrolment section (a percentage of the reference wage, the
+    缴存档次 the applicant chose) or the fixed ``base_percent``; ``sub_item_field`` is declared as the 征收子目.
+    """
+
+    matter: str
+    fee_type: str
+    levy_item: str
+    base_percent_field: str | None = None
+    base_percent: float | None = Field(default=None, gt=0)
+    sub_item_field: str | None = None
+
+
+class Declares(_Frozen):
+    """A declaration whose form asks nothing: it declares what the applicant chose at enrolment, per fee type,
+    from the month of enrolment."""
+
+    reference_monthly_wage: float = Field(gt=0)  # the average wage the tiers are percentages of
+    fees: list[DeclaredFee] = Field(min_length=1)
+
+
+class StepOrder(_Frozen):
+    """When the region's e-certificate is issued and when the applicant is told to pay, as data.
+
+    The certificate waits for every matter of ``certificate_after`` selected in the case and, when the case enrols
+    in any of ``payment_after``, for ``payment_matter`` to complete (paid). ``payment_notice_zh`` is sent to the
+    applicant by SMS once ``payment_matter`` awaits payment, naming where to pay.
+    """
+
+    certificate_after: list[str] = Field(default_factory=list)
+    payment_after: list[str] = Field(default_factory=list)
+    payment_matter: str | None = None
+    payment_notice_zh: str | None = None
+
+
 
 
 class MatterSpec(_Frozen):
@@ -253,6 +301,7 @@ class MatterSpec(_Frozen):
     eligibility: list[Eligibility] = Field(default_factory=list)
     channel_limits: list[ChannelLimit] = Field(default_factory=list)
     materials: list[Material] = Field(default_factory=list)
+    declares: Declares | None = None
     # ID types this matter accepts; None = every type of the profile's ``applicant_id_types``.
     id_types: list[IdType] | None = None
     notices: list[Notice] = Field(default_factory=list)
@@ -288,6 +337,7 @@ class Profile(_Frozen):
     proxy: Proxy = Field(default_factory=Proxy)
     common_materials: list[Material] = Field(default_factory=list)
     matters: list[MatterSpec] = Field(min_length=1)
+    step_order: StepOrder = Field(default_factory=StepOrder)
     placeholders: list[Placeholder] = Field(default_factory=list)
     # Compiled section schemas and validators, filled lazily by section_schema.py (a cache, not data).
     _compiled: dict[str, Any] = PrivateAttr(default_factory=dict)

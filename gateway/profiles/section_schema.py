@@ -60,6 +60,7 @@ def build_section_schema(profile: Profile, matter: MatterSpec) -> dict[str, Any]
             "description": "Prerequisite matters the applicant already holds (not selected in this case)",
             "items": {"oneOf": options},
             "uniqueItems": True,
+            "x-stays": "网关据此判断前置事项是否已满足（不报送部门）",
         }
     _close_objects(schema)
     return schema

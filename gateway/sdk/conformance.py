@@ -5,9 +5,10 @@ Integrators run it from their own CI (no pytest needed) or from a test::
     report = asyncio.run(run_conformance(ConformanceTarget(MyAdapter, mock_url, [sample], callback_sample=signer)))
     assert report.ok, report.summary()
 
-The mock must speak the mock conventions: `POST /_mock/faults` (error_rate, timeout_rate, malformed_rate, outage) and
-`GET /_mock/stats` (received, duplicates, registrations). Every check has a name (see `CHECKS`); a failure says what
-was expected and what happened. The kit leaves the mock's faults reset to none when it ends.
+The mock must speak the mock conventions: `POST /_mock/faults` (error_rate, timeout_rate, malformed_rate, outage),
+`GET /_mock/stats` (received, duplicates, registrations) and `GET /_mock/requests?request_id=` (what arrived, as the
+department read it: `{"requests": [{"request_id", "operation", "body"}]}`). Every check has a name (see `CHECKS`);
+a failure says what was expected and what happened. The kit leaves the mock's faults reset to none when it ends.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ CHECKS: dict[str, str] = {
     "start": "start() succeeds against the running mock",
     "health": "health() answers True while the mock is up",
     "submit_known_code": "each sample's submit answers a NativeOutcome whose native code is in the status table",
+    "fields_sent": "every section field its schema marks `x-sent-to` reaches the department (the mock's request log)",
     "idempotent_submit": "the same request id twice registers at most once; the mock counts the duplicate",
     "query_status": "query_status of each submitted sample answers a native code in the status table",
     "direct_operations": "each operation the core calls directly (not through submit) completes",
@@ -85,6 +87,9 @@ class ConformanceTarget:
     # Operations the core calls directly rather than through submit (e-license retrieval, say): name -> the call.
     direct_operations: Mapping[str, DirectOperation] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)  # AdapterSettings.options for the adapter under test
+    # operation -> {section field: department field path in the request the mock logged}, from the section schemas'
+    # `x-sent-to` annotations (see `sent_fields`); each sample must set every field of its operation.
+    sent_fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     timeout_s: float = 0.5  # the operation time-out set for the time-out check
     timeout_limit_s: float = 2.0  # how soon DepartmentTimeout must arrive in that check
 
@@ -175,11 +180,13 @@ class _Kit:
         async with self.adapter(base_url=self.target.mock_url, timeout_s=_SETTINGS_TIMEOUT_S) as adapter:
             await self.check("start", lambda: self.start(adapter))
             if self.report.results[-1].outcome == "failed":
-                for name in ("health", "submit_known_code", "idempotent_submit", "query_status", "direct_operations"):
+                for name in ("health", "submit_known_code", "fields_sent", "idempotent_submit", "query_status",
+                             "direct_operations"):
                     self.report.results.append(CheckResult(name, "skipped", "the adapter did not start"))
             else:
                 await self.check("health", lambda: self.health(adapter))
                 await self.check("submit_known_code", lambda: self.submit_known_code(adapter))
+                await self.check("fields_sent", self.fields_sent)
                 await self.check("idempotent_submit", lambda: self.idempotent_submit(adapter))
                 await self.check("query_status", lambda: self.query_status(adapter))
                 await self.check("direct_operations", lambda: self.direct_operations(adapter))
@@ -286,6 +293,33 @@ class _Kit:
             answered.append(f"{request.operation}={outcome.native_status}")
         return ", ".join(answered)
 
+    async def fields_sent(self) -> str:
+        """Each annotated field a sample sets must arrive, non-empty, at its department field."""
+        if not self.target.sent_fields:
+            raise _Skipped("no x-sent-to annotations given (sent_fields)")
+        if not self.outcomes:
+            raise _Skipped("no sample was answered")
+        problems, checked = [], 0
+        for request, _outcome in self.outcomes:
+            wanted = self.target.sent_fields.get(request.operation, {})
+            if not wanted:
+                continue
+            response = await self.control.get("/_mock/requests", params={"request_id": request.request_id})
+            try:
+                bodies = [entry["body"] for entry in response.json()["requests"]]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise _Failed(f"the mock's GET /_mock/requests does not list requests (HTTP {response.status_code})"
+                              ) from exc
+            for section_field, department_field in sorted(wanted.items()):
+                checked += 1
+                if section_field not in request.section:
+                    problems.append(f"the {request.operation} sample does not set {section_field}")
+                elif not any(_present(body, department_field.split(".")) for body in bodies):
+                    problems.append(f"{request.operation}: {section_field} did not reach {department_field}")
+        if problems:
+            raise _Failed("; ".join(problems))
+        return f"{checked} field(s) arrived"
+
     async def stats(self) -> dict[str, int]:
         response = await self.control.get("/_mock/stats")
         try:
@@ -311,7 +345,8 @@ class _Kit:
                               "request id so the department de-duplicates")
             if after["duplicates"] <= before["duplicates"]:
                 raise _Failed(f"{what}: the mock counted no duplicate, so it did not see the same request id")
-            if (again.native_status, again.reference) != (first.native_status, first.reference):
+            # The same registration, answered where it stands now: a review may have moved on meanwhile.
+            if again.reference != first.reference or adapter.status_table.lookup(again.native_status) is None:
                 raise _Failed(f"{what} answered {again.native_status!r}/{again.reference!r}, the first time "
                               f"{first.native_status!r}/{first.reference!r}")
         return f"{len(self.outcomes)} repeat(s) registered nothing"
@@ -451,6 +486,28 @@ class _Kit:
 
 
 _ANY_BODY = b'{"requestId": "GW0000000000000000000000000000000"}'
+
+
+def _present(node: Any, path: list[str]) -> bool:
+    """A non-empty value at the dotted path (lists: in any item)."""
+    if not path:
+        return node not in (None, "", [], {})
+    if isinstance(node, list):
+        return any(_present(item, path) for item in node)
+    return isinstance(node, Mapping) and path[0] in node and _present(node[path[0]], path[1:])
+
+
+def sent_fields(adapter: str, schemas: list[tuple[str, Mapping[str, Any]]]) -> dict[str, dict[str, str]]:
+    """operation -> {field: department field} from section schemas' `x-sent-to` (a path, or adapter -> path)."""
+    found: dict[str, dict[str, str]] = {}
+    for operation, schema in schemas:
+        for name, spec in (schema.get("properties") or {}).items():
+            target = spec.get("x-sent-to") if isinstance(spec, Mapping) else None
+            if isinstance(target, Mapping):
+                target = target.get(adapter)
+            if isinstance(target, str):
+                found.setdefault(operation, {})[name] = target
+    return found
 
 
 def _describe(exc: BaseException) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -54,6 +54,8 @@ class DepartmentRequest:
     section: Mapping[str, Any]
     agent: Mapping[str, Any] | None
     callback_url: str  # where the department posts its asynchronous answers
+    # Materials for this matter that came with the case: {material, filename, content_type, sha256, data_base64}.
+    attachments: Sequence[Mapping[str, Any]] = ()
 
 
 @dataclass

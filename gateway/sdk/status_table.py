@@ -22,6 +22,8 @@ class StatusEntry:
     kind: EntryKind
     reason_zh: str
     reason_en: str
+    # A refusal meaning the applicant already holds what was asked (重复参保): it satisfies a prerequisite.
+    already_enrolled: bool = False
 
 
 class StatusTableError(ValueError):
@@ -38,7 +40,8 @@ class StatusTable:
 
     @classmethod
     def load(cls, path: Path) -> StatusTable:
-        """Read `status_table.yaml`: {department, codes: {native: {status, kind, zh, en}}}; refuse a broken table."""
+        """Read `status_table.yaml`: {department, codes: {native: {status, kind, zh, en, already_enrolled?}}};
+        refuse a broken table."""
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         if not isinstance(raw, dict) or not isinstance(raw.get("codes"), dict):
             raise StatusTableError(f"{path}: expected a mapping with 'department' and 'codes'")
@@ -56,11 +59,15 @@ class StatusTable:
                 raise StatusTableError(f"{where}: unknown unified status {spec.get('status')!r}") from exc
             if kind == "rejection" and status is not TaskStatus.REJECTED:
                 raise StatusTableError(f"{where}: a rejection must map to 'rejected'")
+            already_enrolled = spec.get("already_enrolled", False)
+            if already_enrolled not in (True, False) or (already_enrolled and kind != "rejection"):
+                raise StatusTableError(f"{where}: already_enrolled is a true/false flag of a rejection")
             entries[str(native)] = StatusEntry(
                 native=str(native),
                 status=status,
                 kind=kind,
                 reason_zh=str(spec.get("zh", "")),
                 reason_en=str(spec.get("en", "")),
+                already_enrolled=already_enrolled,
             )
         return cls(department=str(raw.get("department", "")), entries=entries)

@@ -24,7 +24,7 @@ from gateway.store.connection import StrRedis
 # Fields sealed at rest: the applicant's data and everything a department answered about the person (e-license
 # identifiers carry the ID number, department references and data carry account and person numbers, reasons and
 # errors quote department replies).
-CASE_SEALED = ("applicant", "agent", "sections", "authorization", "documents", "certificates")
+CASE_SEALED = ("applicant", "agent", "sections", "authorization", "documents", "certificates", "attachments")
 TASK_SEALED = ("reference", "data", "reason", "last_error")
 _CHAIN_ATTEMPTS = 50
 
@@ -126,6 +126,9 @@ class CaseRecord:
     # The record of the applicant's consent (assertion jti, issuer, level, times): what allows e-license retrieval.
     authorization: dict[str, Any] | None = None
     operator: str | None = None  # the window clerk who took the case (X-Operator-Id), None online
+    # Materials that came with the case (sealed at rest like the applicant) and those received at the counter.
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    materials_received: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,8 @@ class CaseStore:
             agent=opened.get("agent"),
             sections=opened.get("sections") or {},
             authorization=opened.get("authorization"),
+            attachments=opened.get("attachments") or [],
+            materials_received=json.loads(raw.get("materials_received", "[]")),
             operator=raw.get("operator") or None,
             warnings=json.loads(raw.get("warnings", "[]")),
             certificates=opened.get("certificates") or [],

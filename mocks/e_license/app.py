@@ -366,6 +366,7 @@ def create_app() -> FastAPI:
         body = await read_json(request)
         if body is None or not str(body.get("requestId") or "").strip():
             return failure("E0400", "请求参数错误：requestId 必填")
+        state.log_request(str(body["requestId"]), "issue", body)
         result = await state.once(str(body["requestId"]), lambda: register_certificate(body))
         if "code" in result:
             return await answer(kind, envelope({"requestId": body["requestId"]}, result["code"]))

@@ -205,6 +205,7 @@ def create_app(rules: CentreRules | None = None) -> FastAPI:
                 raise FormatError("YJCE and JCGJD are required")
         except (ValueError, KeyError, TypeError, AttributeError, InvalidOperation, FormatError) as exc:
             return refusal("", "", "900001", detail=str(exc), status=400)
+        state.log_request(request_id, trans_code, message)
         if trans_code == QUERY:
             if request_id not in accounts:
                 return refusal(trans_code, send_seqno, "900404")

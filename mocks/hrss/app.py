@@ -108,8 +108,11 @@ class Business:
                 "aac001": self.aac001, "h5url": self.h5url}
 
 
-def parse_envelope(body: bytes) -> tuple[str, dict[str, list[str]]]:
-    """(operation, element local name -> texts) of a SOAP 1.1 request; ClientFault for anything else."""
+def parse_envelope(body: bytes) -> tuple[str, dict[str, list[Any]]]:
+    """(operation, element local name -> texts) of a SOAP 1.1 request; ClientFault for anything else.
+
+    A structured element (an `attachment`) is read as {child name: text}.
+    """
     try:
         root = etree.fromstring(body, _PARSER)
     except etree.XMLSyntaxError as exc:
@@ -125,27 +128,32 @@ def parse_envelope(body: bytes) -> tuple[str, dict[str, list[str]]]:
     qname = etree.QName(children[0])
     if qname.namespace != TNS or qname.localname not in _OPERATIONS:
         raise ClientFault(f"未知的业务操作: {qname.text}")
-    fields: dict[str, list[str]] = {}
+    fields: dict[str, list[Any]] = {}
     for child in children[0]:
         if not isinstance(child.tag, str):
             continue
         child_name = etree.QName(child)
         if child_name.namespace != TNS:
             raise ClientFault(f"未知的元素: {child_name.text}")
-        fields.setdefault(child_name.localname, []).append((child.text or "").strip())
+        parts = [part for part in child if isinstance(part.tag, str)]
+        value: Any = ({etree.QName(part).localname: (part.text or "").strip() for part in parts} if parts
+                      else (child.text or "").strip())
+        fields.setdefault(child_name.localname, []).append(value)
     return qname.localname, fields
 
 
 class Fields:
     """Typed access to a request's elements; a missing or badly formed element is a ClientFault."""
 
-    def __init__(self, raw: dict[str, list[str]]) -> None:
+    def __init__(self, raw: dict[str, list[Any]]) -> None:
         self.raw = raw
 
     def get(self, name: str, *, required: bool = False, pattern: re.Pattern[str] | None = None,
             allowed: set[str] | None = None) -> str | None:
         values = self.raw.get(name) or [""]
         value = values[0]
+        if not isinstance(value, str):
+            raise ClientFault(f"元素 {name} 应为文本")
         if not value:
             if required:
                 raise ClientFault(f"缺少必填元素 {name}")
@@ -174,6 +182,7 @@ def validate(operation: str, fields: Fields) -> dict[str, Any]:
         "aac003": fields.need("aac003"),
         "aac004": fields.get("aac004", allowed={"0", "1", "2", "9"}),
         "aac006": fields.get("aac006", pattern=_DATE),
+        "attachments": attachments(fields.raw.get("attachment") or []),
     }
     if operation == "registerEmployment":
         fields.need("employmentType", allowed=_EMPLOYMENT_TYPES)
@@ -181,6 +190,7 @@ def validate(operation: str, fields: Fields) -> dict[str, Any]:
     elif operation == "enrolEmployeePension":
         fields.need("aae140", allowed={"110"})
         fields.get("aae003", pattern=_MONTH)
+        fields.get("contributionTier", pattern=re.compile(r"^\d{2,3}$"))
     elif operation == "enrolResidentPension":
         try:
             level = Decimal(fields.need("contributionLevel"))
@@ -203,6 +213,24 @@ def validate(operation: str, fields: Fields) -> dict[str, Any]:
         fields.need("reason", allowed=_ARCHIVE_REASONS)
         values["transferLetterNo"] = fields.get("transferLetterNo")
     return values
+
+
+def attachments(raw: list[Any]) -> list[dict[str, Any]]:
+    """The request's materials, each decoded and checked against its SHA-256; a broken one is a ClientFault."""
+    found = []
+    for item in raw:
+        if not isinstance(item, dict) or not all(item.get(k) for k in ("material", "sha256", "data")):
+            raise ClientFault("元素 attachment 缺少 material、sha256 或 data")
+        try:
+            data = base64.b64decode("".join(item["data"].split()), validate=True)
+        except binascii.Error as exc:
+            raise ClientFault("元素 attachment/data 不是有效的base64") from exc
+        if hashlib.sha256(data).hexdigest() != item["sha256"].lower():
+            raise ClientFault(f"附件 {item['material']} 的SHA-256与内容不符")
+        found.append({"material": item["material"], "filename": item.get("filename", ""),
+                      "contentType": item.get("contentType", ""), "sha256": item["sha256"].lower(),
+                      "size": len(data)})
+    return found
 
 
 def _is_jpeg(data: bytes) -> bool:
@@ -324,7 +352,8 @@ def create_app() -> FastAPI:
                 business.h5url = f"{base_url}/h5/photo/{token}"
                 photo_links[token] = business
         elif operation == "transferArchive":
-            if values["direction"] == "out" and not values["transferLetterNo"]:
+            letter = any(a["material"] == "archive_transfer_letter" for a in values["attachments"])
+            if values["direction"] == "out" and not (values["transferLetterNo"] or letter):
                 business.code = "1007"
             else:
                 business.code = "01"
@@ -355,6 +384,12 @@ def create_app() -> FastAPI:
             values = validate(operation, Fields(raw))
         except ClientFault as exc:
             return soap_fault("Client", str(exc))
+        # Logged as read: each element's text (repeated ones as lists), attachments without their content.
+        logged = {name: items[0] if len(items) == 1 and name != "attachment" else items
+                  for name, items in raw.items()}
+        if values.get("attachments"):
+            logged["attachment"] = values["attachments"]
+        state.log_request(values["requestId"], operation, logged)
         if operation == "queryBusiness":
             found = state.answers.get(values["requestId"])
             business = found if isinstance(found, Business) else Business(

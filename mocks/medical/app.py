@@ -107,6 +107,7 @@ def create_app() -> FastAPI:
                 raise KeyError("msgid")
         except (ValueError, KeyError, TypeError):
             return JSONResponse(envelope(-1, None, "E0001 报文格式错误"), status_code=400)
+        state.log_request(str(data.get("ext_biz_no", "")), txn, body)
         if txn == "query":
             result = state.answers.get(str(data.get("ext_biz_no", "")))
             if result is None:

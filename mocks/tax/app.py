@@ -302,6 +302,7 @@ def create_app(levy_items: dict[str, LevyItem] | None = None) -> FastAPI:
             region = str(envelope["head"].get("swjgDm") or "14500000000")[1:3]
         except (ValueError, KeyError, TypeError, AttributeError, FormatError) as exc:
             return refusal("", "", "SB0000", str(exc), status=400)
+        state.log_request(request_id, tran_id, envelope)
         if tran_id == QUERY:
             found = declarations.get(request_id)
             if found is None:

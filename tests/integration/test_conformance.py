@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,8 @@ from adapters.housing_fund.adapter import HousingFundAdapter
 from adapters.hrss.adapter import HrssAdapter
 from adapters.medical.adapter import MedicalAdapter
 from adapters.tax.adapter import TaxAdapter
+from gateway.profiles.loader import ProfileRegistry
+from gateway.profiles.section_schema import section_schema
 from gateway.sdk import (
     CallbackEvent,
     DepartmentAdapter,
@@ -26,7 +29,7 @@ from gateway.sdk import (
     StatusTable,
     new_request_id,
 )
-from gateway.sdk.conformance import CHECKS, ConformanceReport, ConformanceTarget, run_conformance
+from gateway.sdk.conformance import CHECKS, ConformanceReport, ConformanceTarget, run_conformance, sent_fields
 from mocks.common import callback_headers
 from mocks.e_license.app import make_identifier, synthetic_uscc
 from mocks.serving import RunningServer, create_mock, start_in_thread
@@ -36,6 +39,17 @@ GUANGXI = "450103199005171239"  # ordinary applicant (sequence digit 3)
 GUANGXI_OTHER = "450103199005171247"  # another ordinary applicant
 JIANGXI = "360403199005171231"
 CALLBACK_ID = new_request_id()
+PROFILES = ProfileRegistry.load_dir(Path(__file__).resolve().parents[2] / "profiles")
+
+
+def annotated(adapter: str) -> dict[str, dict[str, str]]:
+    """What the profiles' section schemas say this adapter must send (`x-sent-to`), per operation."""
+    profiles = [PROFILES.get(code) for code in PROFILES.codes()]
+    return sent_fields(adapter, [(m.operation, section_schema(p, m)) for p in profiles for m in p.matters
+                                 if m.adapter == adapter])
+
+
+CHANGES = [{"item": "mobile_phone", "before": "13912345678", "after": "13812345678", "confirmed": True}]
 
 Signer = Callable[[str], tuple[dict[str, str], bytes]]
 
@@ -56,11 +70,16 @@ def medical_target(url: str) -> ConformanceTarget:
     return ConformanceTarget(
         adapter_cls=MedicalAdapter, mock_url=url,
         sample_requests=[
-            department_request("employee_medical_enrolment", case_id="conf-med"),
-            department_request("employee_medical_change", case_id="conf-med", section={"insured_place": "450103"}),
-            department_request("resident_medical_enrolment", case_id="conf-med", id_number=GUANGXI_OTHER),
-            department_request("resident_medical_change", case_id="conf-med", id_number=GUANGXI_OTHER),
+            department_request("employee_medical_enrolment", case_id="conf-med", section={
+                "insured_place": "450100", "insurance_types": ["employee_basic_medical"],
+                "scheme": "combined_accounts", "contribution_tier": "combined_accounts"}),
+            department_request("employee_medical_change", case_id="conf-med", section={"changes": CHANGES}),
+            department_request("resident_medical_enrolment", case_id="conf-med", id_number=GUANGXI_OTHER,
+                               section={"community": "青秀区新竹社区"}),
+            department_request("resident_medical_change", case_id="conf-med", id_number=GUANGXI_OTHER,
+                               section={"insured_unit": "青秀区新竹社区", "changes": CHANGES}),
         ],
+        sent_fields=annotated("medical"),
         callback_sample=signer("Fsi", "medical", {"infcode": 0, "output": {"ext_biz_no": CALLBACK_ID, "biz_stas": "1",
                                                                 "psn_no": "450103000001"}}),
     )
@@ -70,16 +89,29 @@ def hrss_target(url: str) -> ConformanceTarget:
     return ConformanceTarget(
         adapter_cls=HrssAdapter, mock_url=url,
         sample_requests=[
-            department_request("employment_registration", case_id="conf-hrss"),
-            department_request("employee_pension_enrolment", case_id="conf-hrss", section={"start_month": "2026-04"}),
-            department_request("resident_pension_enrolment", case_id="conf-hrss", id_number=GUANGXI_OTHER,
-                               section={"contribution_tier": 300}),
-            department_request("social_security_card", case_id="conf-hrss",
-                               section={"bank": "桂林银行", "id_valid_long_term": True}),
+            department_request("employment_registration", case_id="conf-hrss", section={
+                "employment_type": "self_employed", "employment_start_date": "2026-01-05"}),
+            department_request("employee_pension_enrolment", case_id="conf-hrss", section={
+                "start_month": "2026-04", "insured_place": "360403", "contribution_tier": 150}),
+            department_request("resident_pension_enrolment", case_id="conf-hrss", id_number=GUANGXI_OTHER, section={
+                "registration_date": "2026-01-05", "contribution_tier": "local_extra", "local_extra_amount": 2500,
+                "special_groups": ["other"], "special_group_other": "退役军人", "is_student": False,
+                "old_rural_pension": True, "old_rural_pension_start": "2008-01-01", "other_pension": True,
+                "other_pension_start": "2012-01-01"}),
+            department_request("social_security_card", case_id="conf-hrss", section={
+                "bank": "桂林银行", "id_valid_long_term": False, "id_valid_from": "2020-01-01",
+                "id_valid_to": "2040-01-01", "card_applied_before": False}),
             department_request("archive_transfer", case_id="conf-hrss", section={
-                "direction": "out", "transfer_reason": "graduation", "archive_from": "广西大学",
-                "archive_to": "南宁市人才服务中心", "transfer_letter_no": "DDH2026-0001"}),
+                "direction": "out", "transfer_reason": "other", "transfer_reason_other": "异地发展",
+                "archive_from": "广西大学", "archive_to": "南宁市人才服务中心", "transfer_letter_no": "DDH2026-0001",
+                "person_category": "graduate", "household_location": "南宁市青秀区", "birthplace": "南宁",
+                "native_place": "广西南宁", "marital_status": "unmarried", "is_graduate": True,
+                "email": "wei@example.cn", "emergency_contact": "韦父", "emergency_phone": "13912345679",
+                "education": [{"degree": "bachelor", "degree_nature": "full_time",
+                               "graduation_date": "2025-06-30", "school": "广西大学"}],
+                "work": {"former_employer": "某公司"}}),
         ],
+        sent_fields=annotated("hrss"),
         callback_sample=signer("Hrss", "hrss", {"requestId": CALLBACK_ID, "rc": 0, "zt": "09", "message": "办结",
                                         "ywlsh": "RS000001"}),
     )
@@ -91,7 +123,9 @@ def tax_target(url: str) -> ConformanceTarget:
     return ConformanceTarget(
         adapter_cls=TaxAdapter, mock_url=url,
         sample_requests=[department_request("contribution_declaration", case_id="conf-tax",
-                                            section={"rows": [row], "declaration_date": "2026-01-05"})],
+                                            section={"rows": [row], "declaration_date": "2026-01-05",
+                                                     "taxpayer_id": "450103199005171239"})],
+        sent_fields=annotated("tax"),
         callback_sample=signer("Gt3", "tax", {
             "head": {"tranId": "SBF.TZ.JKJG", "rtnCode": "0000", "rtnMsg": "缴费成功"},
             "body": {"ywlsh": CALLBACK_ID, "pzhm": "145260105000000001", "sbzt": "paid",
@@ -106,6 +140,7 @@ def housing_fund_target(url: str) -> ConformanceTarget:
         adapter_cls=HousingFundAdapter, mock_url=url,
         sample_requests=[department_request("housing_fund_account", case_id="conf-gjj", id_number=JIANGXI,
                                             section=section, profile="jiujiang", region_code="360400")],
+        sent_fields=annotated("housing_fund"),
         callback_sample=signer("Gjj", "housing_fund", {"transCode": "1201", "recode": "000000", "msg": "缴存成功",
                                        "body": {"YWLSH": CALLBACK_ID, "BLZT": "deposited", "GRZH": "360400000001",
                                                 "JZNY": "202601"}}),
@@ -162,8 +197,8 @@ async def test_our_adapters_conform(department: Callable[[str], RunningServer], 
     report = await run_conformance(TARGETS[name](department(name).url))
     assert report.ok, report.summary()
     skipped = {r.name for r in report.results if r.outcome == "skipped"}
-    # Only e-license has a direct operation; every other check ran for real.
-    assert skipped == (set() if name == "e_license" else {"direct_operations"}), report.summary()
+    # Only e-license has a direct operation (and no form section); every other check ran for real.
+    assert skipped == ({"fields_sent"} if name == "e_license" else {"direct_operations"}), report.summary()
     assert [r.name for r in report.results] == list(CHECKS)
 
 
@@ -213,6 +248,14 @@ class ShyMedical(MedicalAdapter):
         return await super()._call(envelope)
 
 
+class ForgetfulOfTheSchemeMedical(MedicalAdapter):
+    """Drops a field the section schema marks `x-sent-to` (the 参保方式 chosen on the form)."""
+
+    async def submit(self, request: DepartmentRequest) -> NativeOutcome:
+        section = {k: v for k, v in request.section.items() if k != "scheme"}
+        return await super().submit(dataclasses.replace(request, section=section))
+
+
 class UndeclaredRejectionMedical(MedicalAdapter):
     """A rejection without the reason the applicant is shown."""
 
@@ -229,6 +272,7 @@ class UndeclaredRejectionMedical(MedicalAdapter):
     (PatientMedical, "timeout_honoured"),
     (ShyMedical, "server_error"),
     (UndeclaredRejectionMedical, "status_table"),
+    (ForgetfulOfTheSchemeMedical, "fields_sent"),
 ], ids=lambda value: value if isinstance(value, str) else value.__name__)
 async def test_broken_adapters_fail_the_named_check(department: Callable[[str], RunningServer],
                                                    broken: type[MedicalAdapter], check: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -404,3 +406,30 @@ def test_mock_answers_unreadable_envelopes_with_a_client_fault(hrss, envelope):
     answer = httpx.post(hrss.url + "/hrss/service", content=envelope, headers={"Content-Type": "text/xml"})
     assert answer.status_code == 500
     assert "<faultcode>soap:Client</faultcode>" in answer.text and "boom" not in answer.text
+
+
+def photo_attachment(encoded: str) -> dict[str, str]:
+    data = base64.b64decode(encoded)
+    return {"material": "cardholder_photo", "matter": "social_security_card", "filename": "photo.jpg",
+            "content_type": "image/jpeg", "sha256": hashlib.sha256(data).hexdigest(), "data_base64": encoded}
+
+
+@pytest.mark.parametrize(("picture", "native"), [(photo(), "03"), (photo(width=413, height=531), "02")],
+                         ids=["compliant", "off_spec"])
+async def test_a_photo_that_came_with_the_case_skips_the_photo_step(hrss, receiver, picture, native):
+    """五 材料 社会保障卡申领: 同时还需提供：制卡人照片（…358像素（宽）×441像素（高），分辨率350DPI…）.
+
+    A compliant photo handed in with the case (窗口拍照 or upload) goes with the application, so card production
+    starts at once; one off the spec is not sent, and the department asks the applicant through its H5 step.
+    """
+    _recorder, url = receiver
+    request = dataclasses.replace(department_request("social_security_card", callback_url=url,
+                                                     section={"bank": "工商银行"}),
+                                  attachments=[photo_attachment(picture)])
+    async with running_adapter(HrssAdapter, hrss.url) as adapter, httpx.AsyncClient() as client:
+        outcome = await adapter.submit(request)
+        log = await client.get(hrss.url + "/_mock/requests", params={"request_id": request.request_id})
+    assert outcome.native_status == native
+    logged = log.json()["requests"]
+    assert bool(logged[0]["body"].get("photo")) is (native == "03")
+    assert "attachment" not in logged[0]["body"]  # the photo travels in its own element, not as an attachment

@@ -89,19 +89,24 @@ def test_independent_matters_run_in_parallel_and_the_declaration_waits_for_enrol
     assert seq[("contribution_declaration", "queued")] > seq[("employee_medical_enrolment", "completed")]
 
 
-def test_a_rejected_prerequisite_skips_the_declaration_with_a_reason(gw):
+def test_an_applicant_refused_as_already_enrolled_still_declares(gw):
+    """Seed 000 三.5: 未在用人单位参加社会保险的…灵活就业人员，可以直接向社会保险费征收机构缴纳社会保险费.
+
+    A refusal because the person is already enrolled (重复参保) satisfies the declaration's prerequisite; only a
+    prerequisite refused for another reason skips it (tests/unit/test_domain_flow.py).
+    """
     already_enrolled = applicant(division="360402", birth="19880202", sequence=137)
     sections = jiujiang_sections(gw)
     matters = ["employee_pension_enrolment", "contribution_declaration"]
     body = {"profile": "jiujiang", "channel": "online", "applicant": already_enrolled, "matters": matters,
             "sections": {m: sections[m] for m in matters if sections.get(m)}, "delivery": "online"}
-    case = gw.wait_terminal(gw.submit(body).json()["id"])
+    case = gw.wait(gw.submit(body).json()["id"],
+                   lambda c: {t["matter"]: t for t in c["tasks"]}["contribution_declaration"]["status"]
+                   not in ("pending", "queued", "submitted"))
     tasks = {t["matter"]: t for t in case["tasks"]}
     assert tasks["employee_pension_enrolment"]["status"] == "rejected"
-    assert tasks["contribution_declaration"]["status"] == "skipped"
-    assert "employee_pension_enrolment" in tasks["contribution_declaration"]["reason"]
-    assert gw.stats("tax")["received"] == 0
-    assert case["status"] == "rejected"
+    assert tasks["contribution_declaration"]["status"] in ("awaiting_payment", "completed")
+    assert gw.stats("tax")["received"] >= 1
 
 
 @pytest.mark.parametrize("fault", [{"error_rate": 0.5}, {"timeout_rate": 0.4}, {"malformed_rate": 0.5}],

@@ -22,7 +22,9 @@ __all__ = ["Application", "Problem", "ValidationOutcome", "validate_application"
 
 CHANNELS = ("online", "window")
 DELIVERIES = ("online", "post", "window")
-_TOP_LEVEL = ("profile", "channel", "applicant", "agent", "matters", "sections", "delivery")
+# attachments and materials_received are checked by gateway/domain/attachments.py
+_TOP_LEVEL = ("profile", "channel", "applicant", "agent", "matters", "sections", "delivery", "attachments",
+              "materials_received")
 
 
 def validate_application(body: object, registry: ProfileRegistry, *, today: datetime.date) -> ValidationOutcome:
