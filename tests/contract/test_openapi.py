@@ -101,6 +101,12 @@ def test_the_document_is_valid_openapi_31_and_complete(gw: RunningGateway, docum
     assert event_types == {"CaseAccepted", "TaskStatusChanged", "CertificateIssued", "DocumentsRetrieved"}
 
 
+def test_a_malformed_query_parameter_answers_the_one_error_shape(gw: RunningGateway) -> None:
+    response = gw.client.request("GET", "/v1/cases?overdue=maybe")
+    assert response.status_code == 422
+    assert [(e["code"], e["field"]) for e in response.json()["errors"]] == [("query.invalid", "overdue")]
+
+
 def test_every_error_code_the_code_raises_is_listed_in_the_document(document: dict[str, Any]) -> None:
     """A new refusal code without its line in the contract fails here."""
     listed = {code for item in document["paths"].values() for operation in item.values()
