@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -19,6 +20,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.api.errors import ApiError, ErrorItem, not_found, unauthorized
 from gateway.api.limits import BodyLimit, check_json_shape
+from gateway.api.openapi import contract
+from gateway.api.schemas import (
+    CallbackResult,
+    CaseView,
+    Health,
+    OverdueCases,
+    ProfileCatalogue,
+    ProfileIndex,
+)
 from gateway.bootstrap import Services, build_services
 from gateway.domain.status import TERMINAL
 from gateway.observability.metrics import API_LATENCY, API_REQUESTS, CALLBACKS, LINKS_REFUSED
@@ -53,6 +63,20 @@ def create_app(settings: Settings, redis_url: str,
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameter(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """A path or query parameter of the wrong type: the API's one error shape, not FastAPI's."""
+        items = [ErrorItem("query.invalid", ".".join(str(p) for p in e.get("loc", ())[1:]), "查询参数格式错误",
+                           "a query parameter is malformed") for e in exc.errors()]
+        return JSONResponse(ApiError(422, *items).body(), status_code=422)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = contract(app, app.state.services.profiles)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     app.add_middleware(BodyLimit, case_bytes=settings.max_case_body_bytes,
                        other_bytes=settings.max_callback_body_bytes)
@@ -129,7 +153,7 @@ def create_app(settings: Settings, redis_url: str,
         return JSONResponse(accepted.view, status_code=202 if accepted.created else 200,
                             headers={"Location": f"/v1/cases/{case_id}"})
 
-    @app.get("/v1/cases")
+    @app.get("/v1/cases", response_model=OverdueCases)
     async def list_cases(request: Request, overdue: bool = False) -> dict[str, Any]:
         caller = await caller_of(request)
         if not overdue:
@@ -138,7 +162,7 @@ def create_app(settings: Settings, redis_url: str,
         cases = await overdue_cases(svc(request), caller)
         return {"cases": cases, "count": len(cases)}
 
-    @app.get("/v1/cases/{case_id}")
+    @app.get("/v1/cases/{case_id}", response_model=CaseView)
     async def get_case(case_id: str, request: Request) -> dict[str, Any]:
         caller = await caller_of(request)
         view = await read_case(svc(request), case_id, caller)
@@ -146,12 +170,12 @@ def create_app(settings: Settings, redis_url: str,
             raise not_found("case")
         return view
 
-    @app.get("/v1/profiles")
+    @app.get("/v1/profiles", response_model=ProfileIndex)
     async def list_profiles(request: Request) -> dict[str, Any]:
         await caller_of(request)
         return catalogue_index(svc(request).profiles)
 
-    @app.get("/v1/profiles/{profile}")
+    @app.get("/v1/profiles/{profile}", response_model=ProfileCatalogue)
     async def get_profile(profile: str, request: Request) -> dict[str, Any]:
         await caller_of(request)
         try:
@@ -159,7 +183,7 @@ def create_app(settings: Settings, redis_url: str,
         except KeyError:
             raise not_found("profile") from None
 
-    @app.post("/v1/callbacks/{adapter_name}")
+    @app.post("/v1/callbacks/{adapter_name}", response_model=CallbackResult)
     async def department_callback(adapter_name: str, request: Request) -> dict[str, Any]:
         """Signed by the department's key (not a platform caller): verified by its adapter."""
         services = svc(request)
@@ -226,7 +250,7 @@ def create_app(settings: Settings, redis_url: str,
             raise ApiError(403, ErrorItem(exc.code, "token", "链接无效、已使用或已过期", str(exc))) from exc
         return RedirectResponse(url, status_code=302)
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=Health)
     async def healthz() -> dict[str, str]:
         return {"status": "alive"}
 
