@@ -50,8 +50,11 @@ async def run_gateway(settings: Settings, redis_url: str, *, api: bool, worker: 
     """Serve until `stop` is set (or SIGTERM/SIGINT when running in the main thread)."""
     from gateway.api.app import create_app
     from gateway.notifications.outbox import OutboxDispatcher
+    from gateway.observability.tracing import configure_tracing
     from gateway.worker.runner import Worker
 
+    configure_tracing()  # once per process, from OTEL_* in the environment; nothing when they are unset
+    metrics_port = metrics_port or settings.metrics_port
     services = await build_services(settings, redis_url, consumer=consumer, api=api,
                                     adapter_classes=adapter_classes)
     stop = stop or asyncio.Event()

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from gateway.api.errors import ApiError, ErrorItem, not_found, unauthorized
 from gateway.api.limits import BodyLimit, check_json_shape
 from gateway.bootstrap import Services, build_services
-from gateway.observability.metrics import API_LATENCY, API_REQUESTS, CALLBACKS
+from gateway.observability.http import metrics_response, observe_request
+from gateway.observability.metrics import CALLBACKS
+from gateway.observability.tracing import span
 from gateway.orchestration.intake import overdue_cases, read_case, submit_case
 from gateway.profiles.catalogue import catalogue, catalogue_index
 from gateway.sdk import DepartmentAdapter, InvalidCallback
@@ -44,7 +44,10 @@ def create_app(settings: Settings, redis_url: str,
         if own:
             await app.state.services.close()
 
-    app = FastAPI(title="灵活就业参保一件事 gateway", version="0.1.0", lifespan=lifespan)
+    docs = settings.api_docs  # off in production: the contract is published, not browsed on the live API
+    app = FastAPI(title="灵活就业参保一件事 gateway", version="0.1.0", lifespan=lifespan,
+                  openapi_url="/openapi.json" if docs else None, docs_url="/docs" if docs else None,
+                  redoc_url="/redoc" if docs else None)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -53,18 +56,7 @@ def create_app(settings: Settings, redis_url: str,
     app.add_middleware(BodyLimit, case_bytes=settings.max_case_body_bytes,
                        other_bytes=settings.max_callback_body_bytes)
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        status = 500  # an exception escaping the app is answered 500 by the server: count it as such
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = getattr(request.scope.get("route"), "path", "unmatched")
-            API_REQUESTS.labels(request.method, route, str(status)).inc()
-            API_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+    app.middleware("http")(observe_request)
 
     def svc(request: Request) -> Services:
         services: Services = request.app.state.services
@@ -167,9 +159,13 @@ def create_app(settings: Settings, redis_url: str,
         if case is None or task is None or task.adapter != adapter_name:
             CALLBACKS.labels(adapter_name, "unknown_request").inc()
             raise not_found("request")
-        # The callback on the audit chain: departments send no id of their own, so the digest of what they sent.
-        result = await services.engine.apply_outcome(case, task, adapter, event.outcome,
-                                                     callback_id="sha256:" + hashlib.sha256(body).hexdigest())
+        # Applied in the case's own trace, linked to this request's span (the department began a trace of its own).
+        with (structlog.contextvars.bound_contextvars(case_id=case_id, matter=matter),
+              span(f"callback {adapter_name}", parent=await services.store.traceparent(case_id), link_current=True,
+                   attributes={"gateway.case_id": case_id, "gateway.matter": matter, "gateway.adapter": adapter_name})):
+            # On the audit chain: departments send no id of their own, so the digest of what they sent.
+            result = await services.engine.apply_outcome(case, task, adapter, event.outcome,
+                                                         callback_id="sha256:" + hashlib.sha256(body).hexdigest())
         outcome = ("ignored" if result is None else "applied" if result.moved else
                    "duplicate" if result.repeated else "stale")
         CALLBACKS.labels(adapter_name, outcome).inc()
@@ -197,14 +193,17 @@ def create_app(settings: Settings, redis_url: str,
 
     @app.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:
+        """Which dependency is down, never its error text (which may name hosts and credentials)."""
         try:
             await svc(request).redis.ping()
         except (RedisError, OSError) as exc:
-            return JSONResponse({"status": "not ready", "redis": str(exc)[:200]}, status_code=503)
-        return JSONResponse({"status": "ready"})
+            log.warning("not ready: redis unreachable", error=type(exc).__name__)
+            return JSONResponse({"status": "not ready", "down": ["redis"]}, status_code=503)
+        return JSONResponse({"status": "ready", "down": []})
 
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if not settings.metrics_port:  # with a metrics port, /metrics is served there only, off the public port
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics(request: Request) -> Response:
+            return metrics_response(request.headers.get("accept"))
 
     return app

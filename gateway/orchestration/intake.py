@@ -15,7 +15,7 @@ from gateway.bootstrap import Services
 from gateway.domain.deadlines import case_deadline, task_deadline
 from gateway.domain.status import TaskStatus, derive_case_status
 from gateway.domain.validation import Application, validate_application
-from gateway.observability.metrics import CASES_CREATED, VALIDATION_REJECTIONS
+from gateway.observability.metrics import APPLICATION_PROBLEMS, APPLICATIONS_REJECTED, CASES_CREATED
 from gateway.orchestration.engine import DOCUMENTS, E_LICENSE_ADAPTER
 from gateway.sdk import request_id_for
 from gateway.security.applicant_identity import ApplicantAssertion
@@ -121,8 +121,9 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
     problems = [ErrorItem(p.code, p.field, p.message_zh, p.message_en) for p in outcome.errors]
     problems += _assertion_problems(outcome.application, body, assertion)
     if problems or outcome.application is None:
+        APPLICATIONS_REJECTED.inc()
         for p in problems:
-            VALIDATION_REJECTIONS.labels(p.code).inc()
+            APPLICATION_PROBLEMS.labels(p.code).inc()
         raise ApiError(422, *problems)
     application = outcome.application
     case_id = uuid.uuid4().hex

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.observability.tracing import current_traceparent
 from gateway.store import keys, scripts
 from gateway.store.connection import StrRedis
 from gateway.store.consumer import Entry, StreamConsumer, autoclaim_entries
@@ -18,13 +19,15 @@ class TaskMessage:
     case_id: str
     matter: str
     kind: str  # "submit" | "poll"
+    traceparent: str = ""  # the step that queued it (empty when tracing is off, and for delayed messages)
 
 
 def message_of(entry: Entry) -> TaskMessage | None:
     message_id, fields = entry
     if not fields:  # Redis 6.2 returns deleted entries as nil inside XAUTOCLAIM replies
         return None
-    return TaskMessage(message_id, fields["case_id"], fields["matter"], fields.get("kind", "submit"))
+    return TaskMessage(message_id, fields["case_id"], fields["matter"], fields.get("kind", "submit"),
+                       fields.get("traceparent", ""))
 
 
 def parse_autoclaim(reply: list[Any]) -> list[TaskMessage]:
@@ -49,8 +52,13 @@ class TaskQueue:
 
     async def enqueue(self, case_id: str, matter: str, kind: str = "submit", delay_s: float = 0.0) -> None:
         if delay_s <= 0:
-            await self.redis.xadd(keys.TASK_STREAM, {"case_id": case_id, "matter": matter, "kind": kind})
+            fields = {"case_id": case_id, "matter": matter, "kind": kind}
+            traceparent = current_traceparent()
+            if traceparent:
+                fields["traceparent"] = traceparent
+            await self.redis.xadd(keys.TASK_STREAM, fields)
             return
+        # No traceparent in the member: it would defeat NX. A delayed step continues its case's trace instead.
         member = json.dumps({"case_id": case_id, "matter": matter, "kind": kind}, sort_keys=True)
         # NX: the same pending message scheduled twice stays one message, at its earlier time.
         await self.redis.zadd(keys.DELAYED, {member: time.time() + delay_s}, nx=True)
