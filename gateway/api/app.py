@@ -47,7 +47,10 @@ def create_app(settings: Settings, redis_url: str,
     docs = settings.api_docs  # off in production: the contract is published, not browsed on the live API
     app = FastAPI(title="灵活就业参保一件事 gateway", version="0.1.0", lifespan=lifespan,
                   openapi_url="/openapi.json" if docs else None, docs_url="/docs" if docs else None,
-                  redoc_url="/redoc" if docs else None)
+                  redoc_url="/redoc" if docs else None,
+                  # FastAPI's own telemetry (0.13x+) is off: ours (gateway/observability) names no URL path, and
+                  # /h5/{token} carries a link token.
+                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False})
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
