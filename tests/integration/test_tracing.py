@@ -83,6 +83,12 @@ def test_one_trace_from_the_platform_request_to_the_department_and_back(redis_ur
     chain = [json.loads(raw) for raw in client.lrange(f"gw:{{{case_id}}}:audit", 0, -1)]
     client.close()
     assert len(chain) >= 4 and {entry.get("trace_id") for entry in chain} == {trace_id}
+    # ...and the operator finds it in the case's history.
+    shown = subprocess.run([str(Path(sys.executable).parent / "gateway"), "cases", "show", case_id],
+                           env={k: v for k, v in env.items() if not k.startswith(("OTEL_", "GATEWAY_"))}
+                           | {"GATEWAY_REDIS_URL": redis_url, "GATEWAY_VAR_DIR": str(tmp_path / "gw" / "var")},
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and shown.stdout.count(trace_id) == len(chain), shown.stdout + shown.stderr
 
     # No personal data in any span (attributes, names, events), whatever its encoding.
     person = result["applicant"]
