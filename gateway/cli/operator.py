@@ -42,7 +42,7 @@ def mask_name(name: str) -> str:
 
 def console() -> Console:
     # Piped or captured output gets room for whole ids instead of the 80 columns rich assumes.
-    return Console(width=None if sys.stdout.isatty() else 200)
+    return Console(width=None if sys.stdout.isatty() else 240)
 
 
 def actor_of(event: dict[str, Any], adapters: dict[str, str]) -> str:
@@ -63,8 +63,9 @@ def actor_of(event: dict[str, Any], adapters: dict[str, str]) -> str:
 def timeline_table(case_id: str, entries: list[OpenedEntry], tasks: list[TaskRecord]) -> Table:
     adapters = {t.matter: t.adapter for t in tasks}
     table = Table(title=f"case {case_id}: history (audit chain)", show_lines=False)
-    for column in ("seq", "time", "event", "matter", "status", "actor", "department request", "trace id", "note"):
-        table.add_column(column, overflow="fold")
+    for column in ("seq", "time", "event", "matter", "status", "actor", "department request", "trace id"):
+        table.add_column(column, no_wrap=True)  # ids are looked up and copied whole
+    table.add_column("note", overflow="fold")
     for entry in entries:
         event = entry.event
         if event is None:
@@ -81,9 +82,9 @@ def timeline_table(case_id: str, entries: list[OpenedEntry], tasks: list[TaskRec
 
 def tasks_table(tasks: list[TaskRecord]) -> Table:
     table = Table(title="tasks")
-    for column in ("matter", "adapter", "status", "native", "department request", "attempts", "polls", "updated",
-                   "reason"):
-        table.add_column(column, overflow="fold")
+    for column in ("matter", "adapter", "status", "native", "department request", "attempts", "polls", "updated"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason", overflow="fold")
     for task in tasks:
         table.add_row(task.matter, task.adapter, task.status.value, task.native_status or "", task.request_id,
                       str(task.attempts), str(task.polls), task.updated_at, mask_text(task.reason or ""))
