@@ -149,7 +149,7 @@ def test_dashboard_is_json_with_unique_panel_ids() -> None:
 def test_series_parser_sees_every_kind_of_metric() -> None:
     series = exposed_series()
     assert "gateway_api_requests_total" in series
-    assert {"le", "adapter", "operation"} <= series["gateway_department_call_seconds_bucket"]
+    assert {"le", "adapter", "operation"} <= series["gateway_department_call_duration_seconds_bucket"]
     assert "gateway_breaker_open" in series
     assert "gateway_api_requests" not in series
 
@@ -171,8 +171,8 @@ def test_every_metric_and_label_queried_exists() -> None:
 
 def test_dashboard_covers_what_ops_watch() -> None:
     queried = " ".join(dashboard_queries())
-    for family in ("gateway_api_requests_total", "gateway_api_request_seconds_bucket",
-                   "gateway_department_calls_total", "gateway_department_call_seconds_bucket",
+    for family in ("gateway_api_requests_total", "gateway_api_request_duration_seconds_bucket",
+                   "gateway_department_calls_total", "gateway_department_call_duration_seconds_bucket",
                    "gateway_task_transitions_total", "gateway_unknown_native_status_total",
                    "gateway_tasks_dead_lettered_total", "gateway_breaker_open", "gateway_outbox_deliveries_total",
                    "gateway_overdue_cases", "gateway_calendar_fallback_total", "gateway_task_stream_pending"):
@@ -198,7 +198,7 @@ def test_alerts_have_severity_bilingual_summary_and_a_runbook_section() -> None:
 def test_the_alerts_ops_asked_for_exist() -> None:
     queried = {name for rule in alert_rules() for name, _ in SELECTOR.findall(str(rule["expr"]))}
     for family in ("gateway_unknown_native_status_total", "gateway_tasks_dead_lettered_total", "gateway_breaker_open",
-                   "gateway_department_calls_total", "gateway_department_call_seconds_bucket",
+                   "gateway_department_calls_total", "gateway_department_call_duration_seconds_bucket",
                    "gateway_overdue_cases", "gateway_calendar_fallback_total", "gateway_outbox_deliveries_total",
                    "gateway_illegal_transitions_total", "gateway_api_requests_total", "gateway_task_stream_pending"):
         assert family in queried, f"no alert on {family}"
