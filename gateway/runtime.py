@@ -63,9 +63,10 @@ async def run_gateway(settings: Settings, redis_url: str, *, api: bool, worker: 
         servers.append(http_server(create_app(settings, redis_url, services=services), settings.api_host,
                                    settings.api_port, settings, **api_tls(settings)))
     if metrics_port:
-        from prometheus_client import make_asgi_app
+        from gateway.observability.http import metrics_server
 
-        servers.append(http_server(make_asgi_app(), settings.api_host, metrics_port, settings))
+        servers.append(http_server(metrics_server(settings.redeliver_after_s if worker else None), settings.api_host,
+                                   metrics_port, settings))
     if threading.current_thread() is threading.main_thread():
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

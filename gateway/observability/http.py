@@ -1,17 +1,19 @@
-"""What every API request gets: its server span, a request id in the logs and the response, its metrics."""
+"""What every API request gets (its server span, a request id in the logs and the response, its metrics), and the
+metrics port's own small app."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 
 import structlog
-from fastapi import Request, Response
+from fastapi import FastAPI, Request, Response
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
-from gateway.observability.metrics import API_DURATION, API_REQUESTS, observe_duration
+from gateway.observability.metrics import API_DURATION, API_REQUESTS, WORKER_HEARTBEAT, observe_duration
 from gateway.observability.tracing import finish_server_span, server_span
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -47,3 +49,24 @@ def metrics_response(accept: str | None) -> Response:
     """The registry in the format the scraper asks for: OpenMetrics (with exemplars) or the classic text format."""
     encoder, content_type = choose_encoder(accept or "")
     return Response(encoder(REGISTRY), media_type=content_type)
+
+
+def metrics_server(heartbeat_within_s: float | None) -> FastAPI:
+    """The metrics port's app: /metrics, and for a worker /healthz, 200 only while its consumer loop's heartbeat is
+    younger than `heartbeat_within_s` (a stuck loop fails its container's health check though this server answers)."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None,
+                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False})
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        return metrics_response(request.headers.get("accept"))
+
+    if heartbeat_within_s is not None:
+        @app.get("/healthz")
+        async def healthz() -> Response:
+            beat = REGISTRY.get_sample_value(WORKER_HEARTBEAT._name) or 0.0
+            alive = time.time() - beat < heartbeat_within_s
+            return Response(json.dumps({"status": "alive" if alive else "stalled"}), media_type="application/json",
+                            status_code=200 if alive else 503)
+
+    return app

@@ -7,12 +7,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 
 import httpx
 from fastapi.testclient import TestClient
 
 from gateway.api.app import create_app
 from gateway.bootstrap import build_services
+from gateway.observability.http import metrics_server
+from gateway.observability.metrics import WORKER_HEARTBEAT
 from gateway.store.connection import connect
 from mocks.serving import free_port
 from tests.support.harness import applicant, start_gateway
@@ -75,3 +78,17 @@ def test_readyz_names_redis_when_it_is_down_without_its_error(redis_url, tmp_pat
     assert answer.status_code == 503
     assert answer.json() == {"status": "not ready", "down": ["redis"]}
     assert str(dead_port) not in answer.text and "Error" not in answer.text
+
+
+def test_a_workers_health_check_fails_once_its_loop_stops_beating():
+    app = metrics_server(heartbeat_within_s=30.0)
+    with TestClient(app) as client:
+        WORKER_HEARTBEAT.set(time.time() - 31)  # the consumer loop's last housekeeping, 31 s ago
+        stalled = client.get("/healthz")
+        WORKER_HEARTBEAT.set(time.time())
+        alive = client.get("/healthz")
+        assert client.get("/metrics").status_code == 200
+    assert stalled.status_code == 503 and stalled.json() == {"status": "stalled"}
+    assert alive.status_code == 200
+    with TestClient(metrics_server(heartbeat_within_s=None)) as client:  # an API process: no worker to vouch for
+        assert client.get("/healthz").status_code == 404
