@@ -169,9 +169,10 @@ def create_app(settings: Settings, redis_url: str,
             # On the audit chain: departments send no id of their own, so the digest of what they sent.
             result = await services.engine.apply_outcome(case, task, adapter, event.outcome,
                                                          callback_id="sha256:" + hashlib.sha256(body).hexdigest())
-        outcome = ("ignored" if result is None else "applied" if result.moved else
-                   "duplicate" if result.repeated else "stale")
-        CALLBACKS.labels(adapter_name, outcome).inc()
+            outcome = ("ignored" if result is None else "applied" if result.moved else
+                       "duplicate" if result.repeated else "stale")
+            CALLBACKS.labels(adapter_name, outcome).inc()
+            log.info("callback", adapter=adapter_name, result=outcome)  # with case_id, matter, request_id, trace_id
         return {"result": outcome}
 
     @app.get("/h5/{token}")

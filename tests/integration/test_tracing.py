@@ -75,6 +75,10 @@ def test_one_trace_from_the_platform_request_to_the_department_and_back(redis_ur
     assert callback_requests and applied
     linked = {trace_of(link) for s in applied for link in s["links"]}
     assert linked and linked <= {trace_of(s) for s in callback_requests}
+    # The log line of the callback carries the case, the matter, the API request id and the trace.
+    logged = [o for o in printed_objects(printed) if o.get("event") == "callback"]
+    assert logged and logged[0]["case_id"] == case_id and logged[0]["matter"] == "archive_transfer"
+    assert logged[0]["trace_id"] == trace_id and re.fullmatch(r"[0-9a-f]{32}", logged[0]["request_id"])
     # Outbox deliveries and Redis calls belong to it too.
     assert "outbox deliver" in names and "EVALSHA" in names
 

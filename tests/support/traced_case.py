@@ -9,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+from gateway.observability.logging import configure_logging
 from tests.support.harness import applicant, start_gateway
 
 ARCHIVE_SECTION = {"archive_from": "广西大学", "archive_to": "南宁市人才服务中心", "person_category": "graduate",
@@ -19,7 +20,9 @@ ARCHIVE_SECTION = {"archive_from": "广西大学", "archive_to": "南宁市人�
 
 def main(redis_url: str, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s %(message)s")
+    configure_logging("INFO", json_output=True)  # the gateway's JSON lines on stdout, between the spans
+    logging.getLogger().handlers[0].setStream(sys.stderr)  # the mocks' (stdlib) lines on stderr
+    logging.getLogger().handlers[0].setFormatter(logging.Formatter("%(name)s %(message)s"))
     gw = start_gateway(folder, redis_url, mock_names=("hrss", "sms"))
     try:
         person = applicant()
