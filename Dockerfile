@@ -49,7 +49,8 @@ COPY profiles /app/profiles
 WORKDIR /app
 USER 10001:10001
 EXPOSE 8080
-# No curl in slim images. Workers serve no /healthz: they set GATEWAY_HEALTHCHECK_URL to their --metrics-port.
+# No curl in slim images. Workers set GATEWAY_HEALTHCHECK_URL to /healthz on their --metrics-port: 503 once their
+# consumer loop stops beating.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import os, sys, urllib.request; url = os.environ.get('GATEWAY_HEALTHCHECK_URL') or 'http://127.0.0.1:' + os.environ.get('GATEWAY_API_PORT', '8080') + '/healthz'; sys.exit(0 if urllib.request.urlopen(url, timeout=4).status == 200 else 1)"]
 ENTRYPOINT ["gateway"]

@@ -50,8 +50,11 @@ async def run_gateway(settings: Settings, redis_url: str, *, api: bool, worker: 
     """Serve until `stop` is set (or SIGTERM/SIGINT when running in the main thread)."""
     from gateway.api.app import create_app
     from gateway.notifications.outbox import OutboxDispatcher
+    from gateway.observability.tracing import configure_tracing
     from gateway.worker.runner import Worker
 
+    configure_tracing()  # once per process, from OTEL_* in the environment; nothing when they are unset
+    metrics_port = metrics_port or settings.metrics_port
     services = await build_services(settings, redis_url, consumer=consumer, api=api,
                                     adapter_classes=adapter_classes)
     stop = stop or asyncio.Event()
@@ -60,9 +63,10 @@ async def run_gateway(settings: Settings, redis_url: str, *, api: bool, worker: 
         servers.append(http_server(create_app(settings, redis_url, services=services), settings.api_host,
                                    settings.api_port, settings, **api_tls(settings)))
     if metrics_port:
-        from prometheus_client import make_asgi_app
+        from gateway.observability.http import metrics_server
 
-        servers.append(http_server(make_asgi_app(), settings.api_host, metrics_port, settings))
+        servers.append(http_server(metrics_server(settings.redeliver_after_s if worker else None), settings.api_host,
+                                   metrics_port, settings))
     if threading.current_thread() is threading.main_thread():
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     mock_host: str = "127.0.0.1"  # `gateway mocks` in a container for staging: 0.0.0.0
     api_port: int = 8080
+    # Prometheus' /metrics on its own port (api_host): then not on the public API port. Workers: `--metrics-port`.
+    metrics_port: int | None = None
+    # /docs, /redoc and /openapi.json on the API; production turns them off (GATEWAY_API_DOCS=false).
+    api_docs: bool = True
     # How departments (callbacks) and applicants (H5 links) reach this gateway.
     public_base_url: str | None = None
     # TLS on the API (both set: https); a client CA also requires callers to present a certificate it signed.

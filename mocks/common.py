@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import html
 import json
+import logging
 import os
 import random
 import time
@@ -214,3 +215,20 @@ def env_secret(name: str) -> str:
 def env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     return float(raw) if raw else default
+
+
+class TraceparentLog:
+    """Logs the W3C traceparent of every request the department receives, as a department's own server would: the
+    gateway's trace then shows which of the department's log lines belong to it."""
+
+    def __init__(self, app: Any, name: str) -> None:
+        self.app = app
+        self.log = logging.getLogger(f"mocks.{name}")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope.get("headers") or [])
+            traceparent = headers.get(b"traceparent", b"").decode("latin-1")
+            if traceparent:
+                self.log.info("request %s %s traceparent=%s", scope["method"], scope["path"], traceparent)
+        await self.app(scope, receive, send)

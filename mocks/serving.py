@@ -15,6 +15,8 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from mocks.common import TraceparentLog
+
 # name -> "module:factory"; each factory builds a fresh FastAPI app with its own state.
 MOCK_FACTORIES: dict[str, str] = {
     "medical": "mocks.medical.app:create_app",
@@ -29,7 +31,9 @@ MOCK_FACTORIES: dict[str, str] = {
 def create_mock(name: str) -> FastAPI:
     module_name, _, factory = MOCK_FACTORIES[name].partition(":")
     create: Callable[[], FastAPI] = getattr(importlib.import_module(module_name), factory)
-    return create()
+    app = create()
+    app.add_middleware(TraceparentLog, name=name)
+    return app
 
 
 def free_port() -> int:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,7 +12,6 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -31,7 +29,9 @@ from gateway.api.schemas import (
 )
 from gateway.bootstrap import Services, build_services
 from gateway.domain.status import TERMINAL
-from gateway.observability.metrics import API_LATENCY, API_REQUESTS, CALLBACKS, LINKS_REFUSED
+from gateway.observability.http import metrics_response, observe_request
+from gateway.observability.metrics import CALLBACKS, LINKS_REFUSED
+from gateway.observability.tracing import span
 from gateway.orchestration.intake import overdue_cases, read_case, submit_case
 from gateway.profiles.catalogue import catalogue, catalogue_index
 from gateway.sdk import CALLBACK_MAX_AGE_S, DepartmentAdapter, InvalidCallback
@@ -58,7 +58,13 @@ def create_app(settings: Settings, redis_url: str,
         if own:
             await app.state.services.close()
 
-    app = FastAPI(title="灵活就业参保一件事 gateway", version="0.1.0", lifespan=lifespan)
+    docs = settings.api_docs  # off in production: the contract is published, not browsed on the live API
+    app = FastAPI(title="灵活就业参保一件事 gateway", version="0.1.0", lifespan=lifespan,
+                  openapi_url="/openapi.json" if docs else None, docs_url="/docs" if docs else None,
+                  redoc_url="/redoc" if docs else None,
+                  # FastAPI's own telemetry (0.13x+) is off: ours (gateway/observability) names no URL path, and
+                  # /h5/{token} carries a link token.
+                  telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False})
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -92,18 +98,7 @@ def create_app(settings: Settings, redis_url: str,
     for redis_unavailable in (RedisConnectionError, RedisTimeoutError):  # MaxConnectionsError is a ConnectionError
         app.add_exception_handler(redis_unavailable, store_busy)
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        status = 500  # an exception escaping the app is answered 500 by the server: count it as such
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = getattr(request.scope.get("route"), "path", "unmatched")
-            API_REQUESTS.labels(request.method, route, str(status)).inc()
-            API_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+    app.middleware("http")(observe_request)
 
     def svc(request: Request) -> Services:
         services: Services = request.app.state.services
@@ -212,17 +207,22 @@ def create_app(settings: Settings, redis_url: str,
                 or not await services.redis.set(seen, "1", nx=True, ex=2 * int(CALLBACK_MAX_AGE_S))):
             CALLBACKS.labels(adapter_name, "duplicate").inc()
             return {"result": "duplicate"}
-        try:
-            # On the audit chain: departments send no callback id of their own, so the digest of what they sent.
-            result = await services.engine.apply_outcome(case, task, adapter, event.outcome,
-                                                         callback_id="sha256:" + hashlib.sha256(body).hexdigest())
-        except BaseException:
-            await services.redis.delete(seen)  # not applied: the department's retry must get through
-            raise
-        # "stale": the state machine refused to move the task backwards (counted as an illegal transition).
-        outcome = ("ignored" if result is None else "applied" if result.moved else
-                   "duplicate" if result.repeated else "stale")
-        CALLBACKS.labels(adapter_name, outcome).inc()
+        # Applied in the case's own trace, linked to this request's span (the department began a trace of its own).
+        with (structlog.contextvars.bound_contextvars(case_id=case_id, matter=matter),
+              span(f"callback {adapter_name}", parent=await services.store.traceparent(case_id), link_current=True,
+                   attributes={"gateway.case_id": case_id, "gateway.matter": matter, "gateway.adapter": adapter_name})):
+            try:
+                # On the audit chain: departments send no id of their own, so the digest of what they sent.
+                result = await services.engine.apply_outcome(case, task, adapter, event.outcome,
+                                                             callback_id="sha256:" + hashlib.sha256(body).hexdigest())
+            except BaseException:
+                await services.redis.delete(seen)  # not applied: the department's retry must get through
+                raise
+            # "stale": the state machine refused to move the task backwards (counted as an illegal transition).
+            outcome = ("ignored" if result is None else "applied" if result.moved else
+                       "duplicate" if result.repeated else "stale")
+            CALLBACKS.labels(adapter_name, outcome).inc()
+            log.info("callback", adapter=adapter_name, result=outcome)  # with case_id, matter, request_id, trace_id
         return {"result": outcome}
 
     @app.get("/h5/{token}")
@@ -256,14 +256,17 @@ def create_app(settings: Settings, redis_url: str,
 
     @app.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:
+        """Which dependency is down, never its error text (which may name hosts and credentials)."""
         try:
             await svc(request).redis.ping()
         except (RedisError, OSError) as exc:
-            return JSONResponse({"status": "not ready", "redis": str(exc)[:200]}, status_code=503)
-        return JSONResponse({"status": "ready"})
+            log.warning("not ready: redis unreachable", error=type(exc).__name__)
+            return JSONResponse({"status": "not ready", "down": ["redis"]}, status_code=503)
+        return JSONResponse({"status": "ready", "down": []})
 
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if not settings.metrics_port:  # with a metrics port, /metrics is served there only, off the public port
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics(request: Request) -> Response:
+            return metrics_response(request.headers.get("accept"))
 
     return app

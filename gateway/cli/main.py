@@ -31,9 +31,11 @@ app = typer.Typer(help="灵活就业参保一件事 gateway", no_args_is_help=Tr
 profiles_app = typer.Typer(help="Region profiles", no_args_is_help=True)
 adapters_app = typer.Typer(help="Department adapters", no_args_is_help=True)
 dlq_app = typer.Typer(help="Dead-lettered tasks", no_args_is_help=True)
+cases_app = typer.Typer(help="Cases, as ops look at them", no_args_is_help=True)
 app.add_typer(profiles_app, name="profiles")
 app.add_typer(adapters_app, name="adapters")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(cases_app, name="cases")
 log = structlog.get_logger("gateway.cli")
 
 
@@ -416,4 +418,27 @@ def dlq_replay(task: str = typer.Option(None, "--task", help="CASE_ID:MATTER"),
     count = _with_services(replay)
     typer.echo(f"replayed {count} task(s)")
     if task and not count:
+        raise typer.Exit(1)
+
+
+@cases_app.command("show")
+def cases_show(case_id: str) -> None:
+    """A case's history: every change with its time, actor, department request and trace id; personal data masked."""
+    from gateway.cli.operator import show_case
+
+    async def show(settings: Settings, redis: StrRedis) -> bool:
+        return await show_case(settings, redis, case_id)
+
+    if not _with_connection(show):
+        typer.echo(f"no case {case_id}", err=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def status() -> None:
+    """Adapters (version, protocol, health, breaker), queue depths, DLQ, outbox, and the workers' heartbeats.
+    Exit 1 when no worker is alive."""
+    from gateway.cli.operator import show_status
+
+    if not _with_services(show_status):
         raise typer.Exit(1)

@@ -50,7 +50,7 @@ class AdapterManager:
     async def start(self) -> None:
         for name, cls in self.classes.items():
             adapter_settings = self.settings.adapter(name)
-            client = department_client(adapter_settings)
+            client = department_client(adapter_settings, name)
             self._clients.append(client)
             adapter = cls(AdapterContext(name=name, settings=adapter_settings, http=client,
                                          logger=structlog.get_logger(f"adapter.{name}")))

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from gateway.observability.tracing import traced
 from gateway.sdk import AdapterSettings
 
 TIMESTAMP_HEADER = "X-Gateway-Timestamp"
@@ -79,12 +80,14 @@ def tls_context(settings: AdapterSettings) -> ssl.SSLContext:
     return context
 
 
-def department_client(settings: AdapterSettings) -> httpx.AsyncClient:
-    """The one client an adapter gets: its time-out, TLS identity and signature."""
+def department_client(settings: AdapterSettings, name: str = "department") -> httpx.AsyncClient:
+    """The one client an adapter gets: its time-out, TLS identity and signature, and (when tracing) a client span
+    per request that hands the department the trace's `traceparent`."""
+    transport = httpx.AsyncHTTPTransport(verify=tls_context(settings),
+                                         limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.timeout_s, connect=2.0),
-        limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-        verify=tls_context(settings),
+        transport=traced(transport, name),
         auth=GatewaySignature(settings.signing_secret, settings.signing_algorithm) if settings.signing_secret
         else None,
     )

@@ -18,9 +18,11 @@ from typing import Any
 
 import httpx
 import structlog
+from opentelemetry.trace import SpanKind
 
 from gateway.bootstrap import Services
-from gateway.observability.metrics import OUTBOX
+from gateway.observability.metrics import OUTBOX, OUTBOX_EVENTS_PARKED
+from gateway.observability.tracing import span, traced
 from gateway.orchestration.applicant_steps import STEP_NAMES_ZH, step_names_zh
 from gateway.security import signing
 from gateway.security.audit import event_associated
@@ -92,7 +94,8 @@ class OutboxDispatcher:
         self.services = services
         self.consumer = consumer
         settings = services.settings
-        self.http = httpx.AsyncClient(timeout=settings.outbox_timeout_s)
+        self.http = httpx.AsyncClient(timeout=settings.outbox_timeout_s,
+                                      transport=traced(httpx.AsyncHTTPTransport(), "outbox"))
         self.webhook_url = settings.webhook_url
         self.webhook_secret = settings.webhook_secret
         self.sms_url = settings.sms_url
@@ -122,7 +125,12 @@ class OutboxDispatcher:
         next_at = await redis.hget(retry_key, "next_at")
         if next_at and float(next_at) > time.time():
             return False
-        if await self.deliver(event):
+        # A delivery belongs to its case's trace (the change it reports happened there).
+        with span("outbox deliver", parent=await self.services.store.traceparent(event["case_id"]),
+                  kind=SpanKind.PRODUCER, attributes={"gateway.case_id": event["case_id"],
+                                                      "gateway.event_type": str(event.get("type", ""))}):
+            delivered = await self.deliver(event)
+        if delivered:
             await redis.delete(retry_key)
             return True
         attempts = int(await redis.hincrby(retry_key, "attempts", 1))
@@ -132,7 +140,7 @@ class OutboxDispatcher:
         if attempts >= self.services.settings.outbox_max_attempts:
             # A receiver that refuses an event for this long needs a person: park it where ops can see it.
             await redis.rpush(keys.OUTBOX_DEAD, json.dumps(fields, ensure_ascii=False))
-            OUTBOX.labels("any", "dead_lettered").inc()
+            OUTBOX_EVENTS_PARKED.labels("refused").inc()
             log.error("outbox event parked after repeated refusals", event_id=event_id, attempts=attempts)
             return True
         return False
@@ -140,7 +148,7 @@ class OutboxDispatcher:
     async def _park_poison(self, entry: Entry, exc: Exception) -> None:
         """An event whose handling keeps crashing (unreadable, say) is parked for ops like a refused one."""
         await self.services.redis.rpush(keys.OUTBOX_DEAD, json.dumps(entry[1], ensure_ascii=False))
-        OUTBOX.labels("any", "dead_lettered").inc()
+        OUTBOX_EVENTS_PARKED.labels("unreadable").inc()
 
     async def deliver(self, event: dict[str, Any]) -> bool:
         delivered = True

@@ -1,10 +1,25 @@
-"""Structured logs (structlog). Callers log ids and codes, never names, phones or ID numbers."""
+"""Structured logs (structlog). Callers log ids and codes, never names, phones or ID numbers.
+
+Context rides along without being passed: the API binds `request_id`, a worker step and a callback bind `case_id`
+and `matter` (structlog's context variables), and every line inside a trace carries its `trace_id`.
+"""
 
 from __future__ import annotations
 
 import logging
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+from gateway.observability.tracing import current_trace_id
+
+
+def add_trace_id(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    if "trace_id" not in event_dict:
+        trace_id = current_trace_id()
+        if trace_id:
+            event_dict["trace_id"] = trace_id
+    return event_dict
 
 
 def configure_logging(level: str = "INFO", json_output: bool = False) -> None:
@@ -20,6 +35,7 @@ def configure_logging(level: str = "INFO", json_output: bool = False) -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_id,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             *([structlog.processors.format_exc_info] if json_output else []),

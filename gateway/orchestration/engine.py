@@ -27,12 +27,13 @@ from gateway.observability.metrics import (
     BREAKER_DEFERRED,
     DEAD_LETTERED,
     DEPARTMENT_CALLS,
-    DEPARTMENT_LATENCY,
+    DEPARTMENT_DURATION,
     ILLEGAL_TRANSITIONS,
     LINKS_REFUSED,
     RETRIES,
     TASK_TRANSITIONS,
     UNKNOWN_NATIVE,
+    observe_duration,
 )
 from gateway.orchestration.applicant_steps import STEP_TIMER, ApplicantSteps
 from gateway.profiles.loader import ProfileRegistry
@@ -165,12 +166,12 @@ class Engine:
                         outcome = await asyncio.wait_for(call(), timeout=self.settings.adapter(name).timeout_s * 3)
                 except (TechnicalFault, TimeoutError) as exc:
                     DEPARTMENT_CALLS.labels(name, operation, "technical").inc()
-                    DEPARTMENT_LATENCY.labels(name, operation).observe(time.perf_counter() - started)
+                    observe_duration(DEPARTMENT_DURATION.labels(name, operation), time.perf_counter() - started)
                     await self.breakers.record_failure(name)
                     if isinstance(exc, TimeoutError):
                         raise TechnicalFault(f"{name} {operation} exceeded the backstop time-out") from exc
                     raise
-                DEPARTMENT_LATENCY.labels(name, operation).observe(time.perf_counter() - started)
+                observe_duration(DEPARTMENT_DURATION.labels(name, operation), time.perf_counter() - started)
                 entry = adapter.status_table.lookup(outcome.native_status)
                 if entry is not None and entry.kind == "technical":
                     DEPARTMENT_CALLS.labels(name, operation, "technical").inc()
@@ -198,7 +199,7 @@ class Engine:
                 await self._schedule_poll(case.id, task)
             return None  # e.g. a callback saying "system busy": nothing learned about the matter
         if entry is None:
-            UNKNOWN_NATIVE.labels(adapter.name, outcome.native_status[:32]).inc()
+            UNKNOWN_NATIVE.labels(adapter.name).inc()
             log.warning("unknown native status", adapter=adapter.name, native_status=outcome.native_status,
                         case_id=case.id, matter=task.matter)
             target, reason = TaskStatus.UNKNOWN_NATIVE_STATUS, f"未知的部门状态码 {outcome.native_status}"

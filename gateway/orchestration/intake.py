@@ -17,7 +17,7 @@ from gateway.domain.attachments import read_materials
 from gateway.domain.deadlines import case_deadline, task_deadline
 from gateway.domain.status import TaskStatus, derive_case_status
 from gateway.domain.validation import Application, validate_application
-from gateway.observability.metrics import CASES_CREATED, VALIDATION_REJECTIONS
+from gateway.observability.metrics import APPLICATION_PROBLEMS, APPLICATIONS_REJECTED, CASES_CREATED
 from gateway.orchestration.engine import DOCUMENTS, E_LICENSE_ADAPTER
 from gateway.sdk import new_request_id
 from gateway.security.applicant_identity import ApplicantAssertion
@@ -128,8 +128,9 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
     if materials is not None:
         problems += [ErrorItem(p.code, p.field, p.message_zh, p.message_en) for p in materials.errors]
     if problems or outcome.application is None or materials is None:
+        APPLICATIONS_REJECTED.inc()
         for p in problems:
-            VALIDATION_REJECTIONS.labels(p.code).inc()
+            APPLICATION_PROBLEMS.labels(p.code).inc()
         raise ApiError(422, *problems)
     application = outcome.application
     case_id = uuid.uuid4().hex

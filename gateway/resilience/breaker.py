@@ -74,3 +74,11 @@ class CircuitBreakers:
             pipe.delete(keys.breaker_probe(adapter))
             await pipe.execute()
         BREAKER_OPEN.labels(adapter).set(0)
+
+    async def state(self, adapter: str) -> tuple[str, int]:
+        """("closed" | "open" | "half-open", consecutive failures counted), as every process sees it."""
+        raw = await self.redis.hgetall(keys.breaker(adapter))
+        opened_until, failures = float(raw.get("opened_until") or 0), int(raw.get("failures") or 0)
+        if opened_until == 0:
+            return "closed", failures
+        return ("open" if opened_until > time.time() else "half-open"), failures

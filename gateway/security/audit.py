@@ -48,11 +48,18 @@ class AuditSigner:
         return f"hmac-{algorithm}:{h.finalize().hex()}"
 
     def entry(self, case_id: str, seq: int, previous: str, event: dict[str, Any],
-              events: PiiCipher) -> tuple[str, str, str]:
-        """(sealed event, mac, entry JSON) for the entry `seq` on top of `previous`."""
+              events: PiiCipher, trace_id: str = "") -> tuple[str, str, str]:
+        """(sealed event, mac, entry JSON) for the entry `seq` on top of `previous`.
+
+        `trace_id`, the trace the change happened in, sits beside the MACed part: a pointer for ops into the traces,
+        not evidence.
+        """
         sealed = events.seal_json(event, event_associated(case_id, seq))
         mac = self.mac(seq, previous, event)
-        return sealed, mac, json.dumps({"seq": seq, "prev": previous, "event": sealed, "mac": mac})
+        entry = {"seq": seq, "prev": previous, "event": sealed, "mac": mac}
+        if trace_id:
+            entry["trace_id"] = trace_id
+        return sealed, mac, json.dumps(entry)
 
 
 @dataclass(frozen=True)
@@ -67,11 +74,32 @@ class AuditReport:
         return not self.problems
 
 
+@dataclass(frozen=True)
+class OpenedEntry:
+    seq: int
+    event: dict[str, Any] | None  # None: the entry does not open here (altered, or another key)
+    trace_id: str
+
+
 class AuditChain:
     def __init__(self, redis: StrRedis, signer: AuditSigner, events: PiiCipher) -> None:
         self.redis = redis
         self.signer = signer
         self.events = events
+
+    async def read(self, case_id: str) -> list[OpenedEntry]:
+        """The case's entries in chain order, each event opened (for reading; `verify` checks the chain)."""
+        opened = []
+        for raw in await self.redis.lrange(keys.audit(case_id), 0, -1):
+            entry = json.loads(raw)
+            seq = int(entry["seq"])
+            try:
+                event: dict[str, Any] | None = self.events.open_json(str(entry["event"]),
+                                                                     event_associated(case_id, seq))
+            except (InvalidTag, ValueError):
+                event = None
+            opened.append(OpenedEntry(seq, event, str(entry.get("trace_id", ""))))
+        return opened
 
     async def verify(self, case_id: str) -> AuditReport:
         problems: list[str] = []

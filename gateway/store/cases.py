@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Any
 
 from gateway.domain.status import TaskStatus, sources_of
+from gateway.observability.tracing import current_trace_id, current_traceparent, tracing_enabled
 from gateway.security.audit import AuditSigner
 from gateway.security.pii import PiiCipher, is_sealed
 from gateway.store import keys, scripts
@@ -188,6 +189,10 @@ class CaseStore:
         `nonce` is the signed request's nonce, recorded on the audit chain with the caller, clerk and assertion.
         """
         sealed = dict(case_fields)
+        traceparent = current_traceparent()
+        if traceparent:  # the case's own trace: its delayed steps, callbacks and deliveries continue it
+            sealed["traceparent"] = traceparent
+            first_messages = [{**m, "traceparent": traceparent} for m in first_messages]
         for name in CASE_SEALED:
             sealed[name] = self.cipher.seal_json(case_fields.get(name), case_field_associated(case_id, name))
         created_at = str(case_fields["created_at"])
@@ -209,7 +214,7 @@ class CaseStore:
             "operator": case_fields.get("operator"), "assertion_jti": authorization.get("jti"),
             "request_ids": {t.matter: t.request_id for t in tasks}})
         # A new case id has no chain yet: its first entry needs no read of the head.
-        sealed_event, mac, entry = self.audit.entry(case_id, 1, "", event, self.events)
+        sealed_event, mac, entry = self.audit.entry(case_id, 1, "", event, self.events, current_trace_id())
         assertion_keys, assertion_ttl = [], 0
         if spent_assertion:
             assertion_keys, assertion_ttl = [spent_assertion[0]], max(1, spent_assertion[1])
@@ -290,7 +295,8 @@ class CaseStore:
         for _ in range(_CHAIN_ATTEMPTS):
             seq_raw, head = await self.redis.hmget(keys.case(case_id), ["seq", "audit_head"])
             seq, previous = int(seq_raw or 0) + 1, head or ""
-            sealed_event, mac, entry = self.audit.entry(case_id, seq, previous, event, self.events)
+            sealed_event, mac, entry = self.audit.entry(case_id, seq, previous, event, self.events,
+                                                        current_trace_id())
             result = await run([seq, previous, sealed_event, entry, mac])
             if not stale(result):
                 return result
@@ -324,6 +330,12 @@ class CaseStore:
         await self.redis.hset(keys.case(case_id), mapping={
             k: self.cipher.seal_json(v, case_field_associated(case_id, k)) if k in CASE_SEALED else _encode(v)
             for k, v in fields.items()})
+
+    async def traceparent(self, case_id: str) -> str:
+        """The trace the case was created in ("" when tracing is off: no read then)."""
+        if not tracing_enabled():
+            return ""
+        return await self.redis.hget(keys.case(case_id), "traceparent") or ""
 
     async def locate_request(self, request_id: str) -> tuple[str, str] | None:
         raw = await self.redis.get(keys.request_index(request_id))

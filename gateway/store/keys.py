@@ -10,6 +10,7 @@ OUTBOX_GROUP = "dispatchers"
 OUTBOX_DEAD = f"{PREFIX}:outbox:dead"  # list: events no receiver accepted within the attempt bound
 DELAYED = f"{PREFIX}:delayed"  # sorted set: stream message JSON scored by the time it becomes due
 DLQ = f"{PREFIX}:dlq"  # sorted set: "case_id|matter" scored by the time it failed
+WORKERS = f"{PREFIX}:workers:"  # + consumer name: a worker's heartbeat (JSON), expiring when it stops
 OPEN_CASES = f"{PREFIX}:cases:open"  # sorted set: case id scored by its deadline (unix seconds)
 
 
@@ -86,3 +87,7 @@ def task_links(case_id: str, matter: str) -> str:
 
 def callback_seen(adapter: str, callback_id: str) -> str:
     return f"{PREFIX}:callback-seen:{adapter}:{callback_id}"
+
+
+def worker_heartbeat(consumer: str) -> str:
+    return WORKERS + consumer

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.observability.tracing import current_traceparent
 from gateway.store import keys, scripts
 from gateway.store.connection import StrRedis
 from gateway.store.consumer import Entry, StreamConsumer, autoclaim_entries
@@ -18,13 +19,15 @@ class TaskMessage:
     case_id: str
     matter: str
     kind: str  # "documents" | "submit" | "poll" | "certificate" | "step_timer"
+    traceparent: str = ""  # the step that queued it (empty when tracing is off, and for delayed messages)
 
 
 def message_of(entry: Entry) -> TaskMessage | None:
     message_id, fields = entry
     if not fields:  # Redis 6.2 returns deleted entries as nil inside XAUTOCLAIM replies
         return None
-    return TaskMessage(message_id, fields["case_id"], fields["matter"], fields.get("kind", "submit"))
+    return TaskMessage(message_id, fields["case_id"], fields["matter"], fields.get("kind", "submit"),
+                       fields.get("traceparent", ""))
 
 
 def _delayed(case_id: str, matter: str, kind: str) -> str:
@@ -53,9 +56,14 @@ class TaskQueue:
 
     async def enqueue(self, case_id: str, matter: str, kind: str = "submit", delay_s: float = 0.0) -> None:
         if delay_s <= 0:
-            await self.redis.xadd(keys.TASK_STREAM, {"case_id": case_id, "matter": matter, "kind": kind})
+            fields = {"case_id": case_id, "matter": matter, "kind": kind}
+            traceparent = current_traceparent()
+            if traceparent:
+                fields["traceparent"] = traceparent
+            await self.redis.xadd(keys.TASK_STREAM, fields)
             return
-        # NX: the same pending message scheduled twice stays one message, at its earlier time.
+        # NX: the same pending message scheduled twice stays one message, at its earlier time. No traceparent in
+        # the member (it would defeat NX): a delayed step continues its case's trace instead.
         await self.redis.zadd(keys.DELAYED, {_delayed(case_id, matter, kind): time.time() + delay_s}, nx=True)
 
     async def enqueue_at(self, case_id: str, matter: str, kind: str, due_at: float) -> None:

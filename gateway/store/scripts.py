@@ -27,8 +27,8 @@ def _chained(script: str, case_k: int, audit_k: int, outbox_k: int, chain_a: int
 # KEYS: idempotency, case, outbox stream, task stream, open-cases zset, audit list, [assertion jti when ARGV[8] > 0],
 #       then per task: task key, request-id index key.
 # ARGV: request hash, case id, idempotency ttl, case fields JSON, deadline score, tasks JSON [{fields}],
-#       first messages JSON [{matter, kind}], assertion jti ttl (0: no assertion), then the chain arguments of
-#       the created event (seq 1 on an empty head: a new case id has no chain to race with).
+#       first messages JSON [{matter, kind, traceparent?}], assertion jti ttl (0: no assertion), then the chain
+#       arguments of the created event (seq 1 on an empty head: a new case id has no chain to race with).
 # Returns {"created", case_id}, {"exists", stored value} or {"replayed", ""} (the assertion was used before).
 # The idempotency key is looked at first, so a retry of the same request answers its case even though its
 # assertion is spent; the jti is consumed in the same step that creates the case, so it is used exactly once.
@@ -52,7 +52,12 @@ for i, t in ipairs(tasks) do
   redis.call('SET', index_key, ARGV[2] .. '|' .. t.fields.matter)
 end
 for _, m in ipairs(cjson.decode(ARGV[7])) do
-  redis.call('XADD', KEYS[4], '*', 'case_id', ARGV[2], 'matter', m.matter, 'kind', m.kind)
+  if m.traceparent then
+    redis.call('XADD', KEYS[4], '*', 'case_id', ARGV[2], 'matter', m.matter, 'kind', m.kind,
+               'traceparent', m.traceparent)
+  else
+    redis.call('XADD', KEYS[4], '*', 'case_id', ARGV[2], 'matter', m.matter, 'kind', m.kind)
+  end
 end
 redis.call('ZADD', KEYS[5], tonumber(ARGV[5]), ARGV[2])
 local chain_seq = tonumber(ARGV[chain_a])

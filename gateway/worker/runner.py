@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import socket
 import time
 
 import structlog
+from opentelemetry.trace import SpanKind
 
 from gateway.bootstrap import Services
 from gateway.observability.metrics import (
-    DEAD_LETTER_SIZE,
+    DEAD_LETTER_TASKS,
     DELAYED_SIZE,
     OUTBOX_BACKLOG,
     OUTBOX_PARKED,
     OVERDUE_CASES,
     QUEUE_PENDING,
+    WORKER_HEARTBEAT,
 )
+from gateway.observability.tracing import span
 from gateway.store import keys
 from gateway.store.consumer import ConsumerLoop, Entry
 from gateway.store.queue import message_of
@@ -40,7 +46,17 @@ class Worker:
 
     async def _handle(self, entry: Entry) -> bool:
         message = message_of(entry)
-        if message is not None:
+        if message is None:
+            return True
+        # The step that queued this message is its parent; a delayed message (no traceparent) continues its case.
+        parent = message.traceparent or await self.services.store.traceparent(message.case_id)
+        attributes = {"messaging.system": "redis", "messaging.operation.type": "process",
+                      "messaging.destination.name": keys.TASK_STREAM, "messaging.consumer.group.name": keys.TASK_GROUP,
+                      "messaging.message.id": message.message_id, "gateway.case_id": message.case_id,
+                      "gateway.matter": message.matter, "gateway.step": message.kind}
+        with (structlog.contextvars.bound_contextvars(case_id=message.case_id, matter=message.matter or None),
+              span(f"{message.kind} {keys.TASK_STREAM}", parent=parent, kind=SpanKind.CONSUMER,
+                   attributes=attributes)):
             await self.services.engine.process(message)
         return True
 
@@ -52,11 +68,23 @@ class Worker:
 
     async def _housekeeping(self) -> None:
         redis = self.services.redis
+        await self._heartbeat()
         QUEUE_PENDING.set(await self.services.queue.pending_count())
         # Open cases are scored by the end of their deadline day: a past score is an overdue case.
         OVERDUE_CASES.set(await redis.zcount(keys.OPEN_CASES, "-inf", time.time()))
-        DEAD_LETTER_SIZE.set(await redis.zcard(keys.DLQ))
+        DEAD_LETTER_TASKS.set(await redis.zcard(keys.DLQ))
         DELAYED_SIZE.set(await redis.zcard(keys.DELAYED))
         outbox = await redis.xpending(keys.OUTBOX_STREAM, keys.OUTBOX_GROUP)
         OUTBOX_BACKLOG.set(int(outbox["pending"]) if outbox else 0)
         OUTBOX_PARKED.set(await redis.llen(keys.OUTBOX_DEAD))
+
+    async def _heartbeat(self) -> None:
+        """`gw:workers:<consumer>` lives for one reclaim idle time (four rounds of housekeeping): a worker whose loop
+        stops, stuck or dead, drops out of `gateway status`, and its heartbeat gauge stops moving."""
+        settings = self.services.settings
+        now = time.time()
+        beat = {"at": now, "host": socket.gethostname(), "pid": os.getpid(), "in_hand": len(self.loop.in_hand),
+                "concurrency": self.loop.concurrency}
+        await self.services.redis.set(keys.worker_heartbeat(self.services.queue.consumer), json.dumps(beat),
+                                      ex=max(2, int(settings.redeliver_after_s)))
+        WORKER_HEARTBEAT.set(now)

@@ -173,7 +173,7 @@ def test_health_readiness_metrics_and_openapi(gw):
     assert httpx.get(gw.base_url + "/healthz").json() == {"status": "alive"}
     assert httpx.get(gw.base_url + "/readyz").status_code == 200
     metrics = httpx.get(gw.base_url + "/metrics").text
-    assert "gateway_api_requests_total" in metrics and "gateway_api_request_seconds_bucket" in metrics
+    assert "gateway_api_requests_total" in metrics and "gateway_api_request_duration_seconds_bucket" in metrics
     spec = httpx.get(gw.base_url + "/openapi.json").json()
     assert "/v1/cases" in spec["paths"] and "/v1/cases/{case_id}" in spec["paths"]
 

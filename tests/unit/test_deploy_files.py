@@ -5,7 +5,11 @@ settings and the CLI."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +153,7 @@ def test_dashboard_is_json_with_unique_panel_ids() -> None:
 def test_series_parser_sees_every_kind_of_metric() -> None:
     series = exposed_series()
     assert "gateway_api_requests_total" in series
-    assert {"le", "adapter", "operation"} <= series["gateway_department_call_seconds_bucket"]
+    assert {"le", "adapter", "operation"} <= series["gateway_department_call_duration_seconds_bucket"]
     assert "gateway_breaker_open" in series
     assert "gateway_api_requests" not in series
 
@@ -171,11 +175,13 @@ def test_every_metric_and_label_queried_exists() -> None:
 
 def test_dashboard_covers_what_ops_watch() -> None:
     queried = " ".join(dashboard_queries())
-    for family in ("gateway_api_requests_total", "gateway_api_request_seconds_bucket",
-                   "gateway_department_calls_total", "gateway_department_call_seconds_bucket",
+    for family in ("gateway_api_requests_total", "gateway_api_request_duration_seconds_bucket",
+                   "gateway_department_calls_total", "gateway_department_call_duration_seconds_bucket",
                    "gateway_task_transitions_total", "gateway_unknown_native_status_total",
                    "gateway_tasks_dead_lettered_total", "gateway_breaker_open", "gateway_outbox_deliveries_total",
-                   "gateway_overdue_cases", "gateway_calendar_fallback_total", "gateway_task_stream_pending"):
+                   "gateway_overdue_cases", "gateway_calendar_fallback_total", "gateway_task_stream_pending",
+                   "gateway_worker_heartbeat_timestamp_seconds", "gateway_dead_letter_tasks",
+                   "gateway_application_problems_total"):
         assert family in queried, f"no dashboard panel queries {family}"
 
 
@@ -198,10 +204,46 @@ def test_alerts_have_severity_bilingual_summary_and_a_runbook_section() -> None:
 def test_the_alerts_ops_asked_for_exist() -> None:
     queried = {name for rule in alert_rules() for name, _ in SELECTOR.findall(str(rule["expr"]))}
     for family in ("gateway_unknown_native_status_total", "gateway_tasks_dead_lettered_total", "gateway_breaker_open",
-                   "gateway_department_calls_total", "gateway_department_call_seconds_bucket",
+                   "gateway_department_calls_total", "gateway_department_call_duration_seconds_bucket",
                    "gateway_overdue_cases", "gateway_calendar_fallback_total", "gateway_outbox_deliveries_total",
-                   "gateway_illegal_transitions_total", "gateway_api_requests_total", "gateway_task_stream_pending"):
+                   "gateway_illegal_transitions_total", "gateway_api_requests_total", "gateway_task_stream_pending",
+                   "gateway_worker_heartbeat_timestamp_seconds"):
         assert family in queried, f"no alert on {family}"
+
+
+def promtool() -> str:
+    """Debian's `prometheus` package brings promtool; installed here when missing (the suite's own set-up)."""
+    found = shutil.which("promtool")
+    if found is None:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"], check=True,
+                       capture_output=True, timeout=900, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        found = shutil.which("promtool")
+    assert found, "promtool is not installed and could not be (apt-get install prometheus)"
+    return found
+
+
+def test_promtool_accepts_the_rules_and_the_config() -> None:
+    tool = promtool()
+    rules = subprocess.run([tool, "check", "rules", str(ALERTS)], capture_output=True, text=True, timeout=60)
+    assert rules.returncode == 0, rules.stdout + rules.stderr
+    assert f"SUCCESS: {len(alert_rules())} rules found" in rules.stdout
+    # The config names the rules by their path in the container: checked with a copy pointing at ours.
+    config = load_yaml(PROMETHEUS)
+    config["rule_files"] = [str(ALERTS)]
+    with tempfile.NamedTemporaryFile("w", suffix=".yml") as copy:
+        yaml.safe_dump(config, copy)
+        copy.flush()
+        checked = subprocess.run([tool, "check", "config", copy.name], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_promtool_refuses_a_broken_rule(tmp_path) -> None:
+    broken = tmp_path / "alerts.yml"
+    broken.write_text(ALERTS.read_text(encoding="utf-8").replace("> 120", "> > 120", 1), encoding="utf-8")
+    assert broken.read_text(encoding="utf-8") != ALERTS.read_text(encoding="utf-8")
+    refused = subprocess.run([promtool(), "check", "rules", str(broken)], capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0
 
 
 # ---- wiring ------------------------------------------------------------------------------------------------------
@@ -214,7 +256,9 @@ def test_prometheus_loads_the_rules_and_scrapes_every_api_and_worker() -> None:
     for name, service in services.items():
         command = service.get("command") or []
         if command[:1] == ["api"]:
-            assert f"{name}:8080" in targets["gateway-api"], f"{name} is not scraped"
+            # /metrics on its own port, off the public one
+            port = service["environment"]["GATEWAY_METRICS_PORT"]
+            assert port != "8080" and f"{name}:{port}" in targets["gateway-api"], f"{name} is not scraped"
         if command[:1] == ["worker"]:
             port = command[command.index("--metrics-port") + 1]
             host = service["network_mode"].removeprefix("service:") if "network_mode" in service else name
