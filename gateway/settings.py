@@ -104,6 +104,14 @@ class Settings(BaseSettings):
     outbox_retry_cap_s: float = 60.0
     outbox_max_attempts: int = 500  # ~8 hours at the cap before an event is parked for ops
 
+    # The web console at /console/: on when an operators file is given (`gateway up` writes a demo one), off
+    # otherwise; GATEWAY_CONSOLE=false turns it off whatever the file. Its session cookies are signed with
+    # console_session_key (base64, at least 32 bytes; generated under var_dir/secrets when unset).
+    console: bool | None = None
+    operators_file: Path | None = None
+    console_session_key: str | None = None
+    console_session_ttl_s: int = 8 * 3600
+
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -115,6 +123,10 @@ class Settings(BaseSettings):
         return [f"{name} ({value:g} s) must be at least 1 s" for name, value in (
             ("GATEWAY_REDELIVER_AFTER_S", self.redeliver_after_s),
             ("GATEWAY_OUTBOX_REDELIVER_AFTER_S", self.outbox_redeliver_after_s)) if value < 1]
+
+    @property
+    def console_enabled(self) -> bool:
+        return self.operators_file is not None if self.console is None else self.console
 
     def adapter(self, name: str) -> AdapterSettings:
         return self.adapters.get(name) or AdapterSettings(

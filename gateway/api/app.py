@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 from gateway.api.errors import ApiError, ErrorItem, not_found, unauthorized
 from gateway.api.limits import BodyLimit, check_json_shape
 from gateway.bootstrap import Services, build_services
+from gateway.console.views import mount_console
 from gateway.observability.metrics import API_LATENCY, API_REQUESTS, CALLBACKS
 from gateway.orchestration.intake import overdue_cases, read_case, submit_case
 from gateway.profiles.catalogue import catalogue, catalogue_index
@@ -207,4 +208,5 @@ def create_app(settings: Settings, redis_url: str,
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    mount_console(app, settings)  # /console/ (GATEWAY_CONSOLE): gateway/console/
     return app

@@ -73,6 +73,17 @@ class AuditChain:
         self.signer = signer
         self.events = events
 
+    async def opened_events(self, case_id: str) -> list[dict[str, Any]]:
+        """The case's events in chain order, opened (an entry that does not open is left out: `verify` says why)."""
+        opened = []
+        for raw in await self.redis.lrange(keys.audit(case_id), 0, -1):
+            try:
+                entry = json.loads(raw)
+                opened.append(self.events.open_json(str(entry["event"]), event_associated(case_id, int(entry["seq"]))))
+            except (InvalidTag, ValueError, KeyError, TypeError):
+                continue
+        return opened
+
     async def verify(self, case_id: str) -> AuditReport:
         problems: list[str] = []
         previous = ""
