@@ -340,7 +340,7 @@ def _case_context(services: Services, case: CaseRecord, tasks: list[TaskRecord],
                          "request_id": event.get("request_id") or "", "native": event.get("native_status") or "",
                          "actor": actor, "reason": text(event.get("reason"))})
     return {
-        "case": case, "region": region, "status": derive_case_status(t.status for t in tasks).value,
+        "case": case, "region": region, "case_status": derive_case_status(t.status for t in tasks).value,
         "applicant": {k: shown(v, k) for k, v in case.applicant.items()},
         "agent": {k: shown(v, k) for k, v in (case.agent or {}).items()},
         "sections": {m: {k: shown(v, k) for k, v in fields.items()} for m, fields in case.sections.items()},
