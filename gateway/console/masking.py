@@ -9,7 +9,8 @@ from typing import Any
 _ID_IN_TEXT = re.compile(r"(?<![0-9A-Za-z])(\d{4})\d{7,10}(\d{3}[0-9Xx])(?![0-9A-Za-z])")
 _PHONE_IN_TEXT = re.compile(r"(?<!\d)(1\d{2})\d{4}(\d{4})(?!\d)")
 # Values that are codes (divisions, tiers, enumerations), not about a person: shown as they are.
-_CODE = re.compile(r"[A-Za-z0-9_.-]{1,12}")
+_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_LONG_DIGITS = re.compile(r"\d{7,}")  # ID, account and phone numbers hide in code-like strings
 
 
 def mask_id_number(value: str) -> str:
@@ -62,6 +63,8 @@ def mask_field(name: str, value: Any) -> Any:
         return mask_phone(value)
     if lowered == "name" or lowered.endswith("_name"):
         return mask_name(value)
-    if _CODE.fullmatch(value) and not (value.isdigit() and len(value) >= 7):  # long digit runs are accounts
+    if "birth" in lowered:
+        return value[:4] + re.sub(r"\d", "*", value[4:])  # the year alone
+    if _CODE.fullmatch(value) and not _LONG_DIGITS.search(value):
         return value
     return mask_other(value)

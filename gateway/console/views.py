@@ -56,6 +56,11 @@ STATUS_ZH = {
 }
 EVENT_ZH = {"case.accepted": "案件受理", "task.status_changed": "状态变更", "case.certificate_issued": "证照签发",
             "case.documents": "证照材料", "console.pii_revealed": "查看明文"}
+FIELD_ZH = {"name": "姓名", "id_type": "证件类型", "id_number": "证件号码", "phone": "手机号码", "sex": "性别",
+            "birth_date": "出生日期", "household_division_code": "户籍地区划", "division_code": "区划代码",
+            "address": "地址", "relation": "关系", "insured_place": "参保地", "insurance_types": "险种",
+            "scheme": "缴费方式", "contribution_tier": "缴费档次", "insured_elsewhere": "异地参保",
+            "type": "类型", "identifier": "证照标识", "issued_at": "签发时间", "status": "状态"}
 MAX_REASON = 500
 
 
@@ -95,7 +100,7 @@ def console_router(settings: Settings) -> APIRouter:
     secure_cookie = settings.base_url.startswith("https://")
     templates = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                    autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
-    templates.globals.update(status_zh=STATUS_ZH, event_zh=EVENT_ZH)
+    templates.globals.update(status_zh=STATUS_ZH, event_zh=EVENT_ZH, field_zh=FIELD_ZH)
     adapter_versions = {name: found.version for name, found in discover().items()}
     router = APIRouter(prefix="/console", include_in_schema=False)
 
