@@ -24,6 +24,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.bootstrap import ConfigurationError, Services
+from gateway.console.form import form_context
 from gateway.console.masking import mask_field, scrub_text
 from gateway.console.operators import Operator, authenticate, load_operators
 from gateway.console.sessions import LOGIN_COOKIE, SESSION_COOKIE, Session, SessionSigner, same_token
@@ -31,6 +32,7 @@ from gateway.departments.registry import discover
 from gateway.domain.status import TERMINAL, TaskStatus, derive_case_status
 from gateway.orchestration.intake import china_today
 from gateway.orchestration.interventions import cancel_case, replay_dead_letters
+from gateway.profiles.catalogue import catalogue
 from gateway.security.audit import AuditChain
 from gateway.security.secrets import stored_secret
 from gateway.settings import Settings
@@ -278,6 +280,24 @@ def console_router(settings: Settings) -> APIRouter:
         log.info("console cancel", operator=operator.id, case_id=case_id, cancelled=len(cancelled))
         return RedirectResponse(f"/console/cases/{quote(case_id, safe='')}?done="
                                 f"{'cancelled' if cancelled else 'nothing'}", status_code=303)
+
+    @router.get("/form")
+    async def first_form(request: Request) -> Response:
+        codes = services_of(request).profiles.codes()
+        return RedirectResponse(f"/console/form/{codes[0]}" if codes else "/console/", status_code=303)
+
+    @router.get("/form/{profile}")
+    async def one_form(profile: str, request: Request) -> Response:
+        who = signed_in(request)
+        if who is None:
+            return to_sign_in(request)
+        registry = services_of(request).profiles
+        try:
+            document = catalogue(registry.get(profile))
+        except KeyError:
+            return page("error.html", 404, who=who, title="未找到 Not found", message_zh="没有这个地区",
+                        message_en="no such profile")
+        return page("form.html", who=who, profiles=registry.codes(), **form_context(document))
 
     @router.get("/health")
     async def health(request: Request) -> Response:

@@ -113,3 +113,28 @@ def test_a_viewer_sees_no_replay_and_only_masked_fields_also_at_360_px_and_witho
     assert "技术失败" in plain.get_by_test_id("task-employee_medical_enrolment").inner_text()
     assert plain.get_by_test_id("timeline").locator("tbody tr").count() >= 3
     reader.close()
+
+
+def test_the_one_form_applies_exclusions_and_prerequisites_as_matters_are_chosen(browser, gw):
+    page = signed_in_page(browser, gw, VIEWER, viewport={"width": 1024, "height": 900})
+    page.get_by_role("link", name="一表申请").click()
+    page.wait_for_url("**/console/form/*")
+    page.goto("/console/form/guangxi")
+    resident, employee = page.get_by_test_id("matter-resident_pension_enrolment"), page.get_by_test_id(
+        "matter-employee_pension_enrolment")
+    assert employee.is_enabled()
+    resident.check()
+    assert employee.is_disabled()  # 城乡居民养老 greys out 灵活就业养老
+    resident.uncheck()
+    assert employee.is_enabled()
+    # The declaration needs an enrolment beside it: flagged until one is chosen.
+    page.get_by_test_id("matter-contribution_declaration").check()
+    needs = page.locator("[data-matter=contribution_declaration] [data-role=needs-note]")
+    assert "unmet" in (needs.get_attribute("class") or "")
+    page.get_by_test_id("matter-employee_medical_enrolment").check()
+    assert "unmet" not in (needs.get_attribute("class") or "")
+    assert page.locator("[data-matter=employee_medical_enrolment] [data-section]").is_visible()
+    assert page.locator("[data-matter=archive_transfer] [data-section]").is_hidden()
+    resident.check()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "form-guangxi.png"), full_page=True)

@@ -59,3 +59,18 @@ def test_a_session_cookie_opens_only_unaltered_unexpired_and_under_its_key():
     expired, _ = SessionSigner(b"k" * 32, ttl_s=-1).issue("op1")
     assert signer.open(expired) is None and session.expires_at > time.time()
     assert signer.open("") is None and signer.open("no-dot") is None and signer.open("é.x") is None
+
+
+def test_the_console_is_mounted_only_when_turned_on(tmp_path):
+    from gateway.api.app import create_app
+    from gateway.settings import Settings
+
+    operators = tmp_path / "operators.json"
+    operators.write_text("[]")
+    cases = {"no operators file": ({}, False), "operators file": ({"operators_file": operators}, True),
+             "turned off": ({"operators_file": operators, "console": False}, False)}
+    for name, (values, mounted) in cases.items():
+        app = create_app(Settings(var_dir=tmp_path / "var", **values), "redis://127.0.0.1:1/0")
+        paths = {getattr(route, "path", "") for route in app.routes}
+        assert ("/console/cases/{case_id}" in paths) is mounted, name
+        assert not any(p.startswith("/console") for p in app.openapi()["paths"]), name
