@@ -76,3 +76,28 @@ def test_the_console_is_mounted_only_when_turned_on(tmp_path):
         # The sign-in page needs no services: the app is not started (no Redis behind this one).
         assert TestClient(app).get("/console/login").status_code == (200 if mounted else 404), name
         assert not any(p.startswith("/console") for p in app.openapi()["paths"]), name
+
+
+def test_gateway_up_writes_private_demo_operators_whose_printed_passwords_sign_in(tmp_path):
+    from gateway.cli.main import _demo_operators
+
+    path = _demo_operators(tmp_path, 8080)
+    passwords = json.loads((tmp_path / "secrets" / "console-demo-passwords.json").read_text())
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "secrets" / "console-demo-passwords.json").stat().st_mode & 0o777 == 0o600
+    operators = load_operators(path)
+    assert {o.role for o in operators.values()} == {"operator", "viewer"}
+    for operator_id, password in passwords.items():
+        assert authenticate(operators, operator_id, password) is operators[operator_id]
+    assert _demo_operators(tmp_path, 8080) == path and load_operators(path) == operators  # kept across restarts
+
+
+def test_the_operators_hash_command_prints_a_hash_that_verifies():
+    from typer.testing import CliRunner
+
+    from gateway.cli.main import app
+
+    result = CliRunner().invoke(app, ["operators", "hash"], input="s3cret-pass\ns3cret-pass\n")
+    assert result.exit_code == 0, result.output
+    printed = result.output.strip().splitlines()[-1]
+    assert verify_password("s3cret-pass", printed) and "s3cret-pass" not in result.output
