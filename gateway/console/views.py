@@ -64,6 +64,8 @@ FIELD_ZH = {"name": "姓名", "id_type": "证件类型", "id_number": "证件号
             "scheme": "缴费方式", "contribution_tier": "缴费档次", "insured_elsewhere": "异地参保",
             "type": "类型", "identifier": "证照标识", "issued_at": "签发时间", "status": "状态"}
 MAX_REASON = 500
+# Failed sign-ins of one operator id before it is refused until a window passes without failures (password guessing).
+SIGN_IN_FAILURES, SIGN_IN_WINDOW_S = 10, 900
 
 
 class Forbidden(Exception):
@@ -165,12 +167,24 @@ def console_router(settings: Settings) -> APIRouter:
         form = await form_of(request)
         if not same_token(form.get("login_token"), request.cookies.get(LOGIN_COOKIE, "")):
             return refused(Forbidden("登录表单已失效，请刷新后重试", "the sign-in form expired: reload it"), None)
-        operator = await asyncio.to_thread(authenticate, operators, form.get("id", "").strip(),
-                                           form.get("password", ""))
+        operator_id = form.get("id", "").strip()[:64]
+        failures_key = keys.console_sign_in_failures(operator_id)
+        redis = services_of(request).redis
+        if int(await redis.get(failures_key) or 0) >= SIGN_IN_FAILURES:
+            log.warning("console sign-in locked", operator=operator_id)
+            return page("error.html", 429, who=None, title="请稍后再试 Too many attempts",
+                        message_zh="登录失败次数过多，请 15 分钟后再试",
+                        message_en="too many failed sign-ins: try again in 15 minutes")
+        operator = await asyncio.to_thread(authenticate, operators, operator_id, form.get("password", ""))
         if operator is None:
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.incr(failures_key)
+                pipe.expire(failures_key, SIGN_IN_WINDOW_S)  # each failure extends the window (Redis 6.2: no NX)
+                await pipe.execute()
             log.info("console sign-in refused")
             return page("login.html", 401, who=None, next=_safe_next(form.get("next", "")),
                         login_token=form.get("login_token", ""), failed=True)
+        await redis.delete(failures_key)
         cookie, _ = signer.issue(operator.id)
         log.info("console sign-in", operator=operator.id, role=operator.role)
         response = RedirectResponse(_safe_next(form.get("next", "")), status_code=303)

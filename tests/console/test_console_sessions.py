@@ -55,6 +55,17 @@ def test_a_wrong_password_or_unknown_id_signs_nobody_in(gw):
         assert client.get("/console/").status_code == 303
 
 
+def test_an_id_is_locked_after_repeated_failed_sign_ins(gw):
+    with httpx.Client(base_url=gw.base_url) as client:
+        token = re.search(r'name="login_token" value="([^"]+)"', client.get("/console/login").text).group(1)
+        for _ in range(10):
+            answer = client.post("/console/login", data={"id": OPERATOR[0], "password": "guess", "login_token": token})
+            assert answer.status_code == 401
+        right = client.post("/console/login", data={"id": OPERATOR[0], "password": OPERATOR[1], "login_token": token})
+        assert right.status_code == 429 and "gw_console" not in right.cookies
+    sign_in(gw, VIEWER)  # another id is not locked
+
+
 def test_the_session_cookie_is_httponly_strict_and_a_forged_one_is_refused(gw):
     with httpx.Client(base_url=gw.base_url) as client:
         token = re.search(r'name="login_token" value="([^"]+)"', client.get("/console/login").text).group(1)
