@@ -38,8 +38,8 @@ class Settings(BaseSettings):
     api_port: int = 8080
     # Prometheus' /metrics on its own port (api_host): then not on the public API port. Workers: `--metrics-port`.
     metrics_port: int | None = None
-    # /docs, /redoc and /openapi.json on the API; production turns them off (GATEWAY_API_DOCS=false).
-    api_docs: bool = True
+    # /docs, /redoc and /openapi.json on the API: GATEWAY_API_DOCS decides; unset, on except in production.
+    api_docs: bool | None = None
     # How departments (callbacks) and applicants (H5 links) reach this gateway.
     public_base_url: str | None = None
     # TLS on the API (both set: https); a client CA also requires callers to present a certificate it signed.
@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     # link this many seconds after the step began, then the task ends `expired`. `gateway up` compresses them.
     step_reminders_s: list[float] = Field(default_factory=lambda: [24 * 3600.0, 3 * 24 * 3600.0])
     step_expiry_s: float = Field(default=7 * 24 * 3600.0, gt=0)
+    # The web console at /console/: on when an operators file is given (`gateway up` writes a demo one) outside
+    # production, off otherwise; GATEWAY_CONSOLE=true/false decides whatever the rest. Its session cookies are
+    # signed with console_session_key (base64, at least 32 bytes; generated under var_dir/secrets when unset).
+    console: bool | None = None
+    operators_file: Path | None = None
+    console_session_key: str | None = None
+    console_session_ttl_s: int = 8 * 3600
 
     log_level: str = "INFO"
     log_json: bool = False
@@ -131,6 +138,14 @@ class Settings(BaseSettings):
         return [f"{name} ({value:g} s) must be at least 1 s" for name, value in (
             ("GATEWAY_REDELIVER_AFTER_S", self.redeliver_after_s),
             ("GATEWAY_OUTBOX_REDELIVER_AFTER_S", self.outbox_redeliver_after_s)) if value < 1]
+
+    @property
+    def console_enabled(self) -> bool:
+        """GATEWAY_CONSOLE decides when set; otherwise on with an operators file, and never by default in
+        production."""
+        if self.console is not None:
+            return self.console
+        return self.operators_file is not None and self.env != "production"
 
     def adapter(self, name: str) -> AdapterSettings:
         configured = self.adapters.get(name) or AdapterSettings(

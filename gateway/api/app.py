@@ -28,6 +28,7 @@ from gateway.api.schemas import (
     ProfileIndex,
 )
 from gateway.bootstrap import Services, build_services
+from gateway.console.views import mount_console
 from gateway.domain.status import TERMINAL
 from gateway.observability.http import metrics_response, observe_request
 from gateway.observability.metrics import CALLBACKS, LINKS_REFUSED
@@ -58,7 +59,8 @@ def create_app(settings: Settings, redis_url: str,
         if own:
             await app.state.services.close()
 
-    docs = settings.api_docs  # off in production: the contract is published, not browsed on the live API
+    # Off in production unless asked for: the contract is published, not browsed on the live API.
+    docs = settings.api_docs if settings.api_docs is not None else settings.env != "production"
     app = FastAPI(title="灵活就业参保一件事 gateway", version="0.1.0", lifespan=lifespan,
                   openapi_url="/openapi.json" if docs else None, docs_url="/docs" if docs else None,
                   redoc_url="/redoc" if docs else None,
@@ -269,4 +271,5 @@ def create_app(settings: Settings, redis_url: str,
         async def metrics(request: Request) -> Response:
             return metrics_response(request.headers.get("accept"))
 
+    mount_console(app, settings)  # /console/ (GATEWAY_CONSOLE): gateway/console/
     return app

@@ -177,6 +177,8 @@ def up(port: int = typer.Option(8080, help="API port")) -> None:
                 shown = caller or json.loads(callers.read_text())[0]
                 shown = shown if isinstance(shown, dict) else shown.__dict__
                 typer.echo(f"demo caller: app_id={shown['app_id']} secret={shown['secret']} (from {callers})")
+            if not settings.operators_file:
+                env["GATEWAY_OPERATORS_FILE"] = str(_demo_operators(var, port))
             if not settings.identity_jwks_file:
                 jwks, key = write_demo_identity(var / "identity", "demo-idp")
                 env.update(GATEWAY_IDENTITY_JWKS_FILE=str(jwks), GATEWAY_IDENTITY_ISSUER="demo-idp")
@@ -216,9 +218,23 @@ def up(port: int = typer.Option(8080, help="API port")) -> None:
             typer.echo("gateway stopped")
 
 
+def _demo_operators(var: Path, port: int) -> Path:
+    """The console's demo operator and viewer; their passwords are kept under var/secrets to be shown again."""
+    from gateway.console.operators import write_demo_operators
+
+    path, passwords_path = var / "demo-operators.json", var / "secrets" / "console-demo-passwords.json"
+    if not path.exists() or not passwords_path.exists():
+        passwords = write_demo_operators(path)
+        passwords_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        passwords_path.write_text(json.dumps(passwords), encoding="utf-8")
+        passwords_path.chmod(0o600)
+    for operator_id, password in json.loads(passwords_path.read_text(encoding="utf-8")).items():
+        typer.echo(f"demo console {operator_id}: password={password} (http://127.0.0.1:{port}/console/, {path})")
+    return path
+
+
 def _wait_for_ports(ports: list[int], process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
     import socket
-    import time
 
     deadline = time.monotonic() + timeout_s
     for port in ports:
@@ -343,6 +359,19 @@ def audit_verify(case_id: str) -> None:
         raise typer.Exit(1)
 
 
+operators_app = typer.Typer(help="Console operators (GATEWAY_OPERATORS_FILE)", no_args_is_help=True)
+app.add_typer(operators_app, name="operators")
+
+
+@operators_app.command("hash")
+def operators_hash(password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
+                                                help="read from the terminal when not given")) -> None:
+    """Print the scrypt hash of a password for an operators-file entry's password_hash."""
+    from gateway.console.operators import hash_password
+
+    typer.echo(hash_password(password))
+
+
 keys_app = typer.Typer(help="The PII keyring", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
@@ -386,34 +415,14 @@ def dlq_list() -> None:
 def dlq_replay(task: str = typer.Option(None, "--task", help="CASE_ID:MATTER"),
                adapter: str = typer.Option(None, "--adapter", help="every dead-lettered task of this adapter")) -> None:
     """Put dead-lettered tasks back on the queue (failed -> queued)."""
-    from gateway.domain.status import TaskStatus
-    from gateway.orchestration.intake import deadline_score
-    from gateway.store import keys
+    from gateway.orchestration.interventions import replay_dead_letters
 
     if not task and not adapter:
         typer.echo("say which: --task CASE_ID:MATTER or --adapter NAME", err=True)
         raise typer.Exit(2)
 
     async def replay(services: Services) -> int:
-        replayed = 0
-        for case_id, matter, _ in await services.queue.dead_letters():
-            if task and task != f"{case_id}:{matter}":
-                continue
-            record = await services.store.get_task(case_id, matter)
-            if record is None or (adapter and record.adapter != adapter):
-                continue
-            result = await services.store.transition(case_id, matter, TaskStatus.QUEUED,
-                                                     {"last_error": "", "attempts": 0},
-                                                     event={"reason": "replayed from the DLQ"})
-            if result.moved:
-                await services.queue.enqueue(case_id, matter, "submit")
-                case = await services.store.get_case(case_id)
-                if case is not None:  # open again: back on the overdue watch
-                    await services.redis.zadd(keys.OPEN_CASES, {case_id: deadline_score(case.deadline)})
-                    await services.redis.zadd(keys.caller_open_cases(case.caller), {case_id: time.time()})
-                replayed += 1
-            await services.queue.forget_dead_letter(case_id, matter)
-        return replayed
+        return await replay_dead_letters(services, actor="cli", task=task, adapter=adapter)
 
     count = _with_services(replay)
     typer.echo(f"replayed {count} task(s)")

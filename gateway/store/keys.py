@@ -72,6 +72,10 @@ def outbox_done(event_id: str, channel: str) -> str:
     return f"{PREFIX}:outbox:done:{event_id}:{channel}"
 
 
+def console_sign_in_failures(operator_id: str) -> str:
+    return f"{PREFIX}:console:sign-in-failures:{operator_id}"  # counter, expiring: failed sign-ins of one id
+
+
 def step_failures(message_id: str) -> str:
     return f"{PREFIX}:step-failures:{message_id}"
 

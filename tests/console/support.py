@@ -1,0 +1,65 @@
+"""A gateway with the console on, an operator and a viewer, and a case dead-lettered by a mock outage."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from gateway.console.operators import hash_password
+from tests.support.harness import RunningGateway, applicant, start_gateway
+
+OPERATOR = ("op-wei", "operator-password-1")
+VIEWER = ("viewer-li", "viewer-password-1")
+MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
+                   "scheme": "combined_accounts"}
+
+
+def write_operators(folder: Path) -> Path:
+    path = folder / "operators.json"
+    path.write_text(json.dumps([
+        {"id": OPERATOR[0], "name": "韦值班", "role": "operator", "password_hash": hash_password(OPERATOR[1])},
+        {"id": VIEWER[0], "name": "李查看", "role": "viewer", "password_hash": hash_password(VIEWER[1])},
+    ], ensure_ascii=False))
+    return path
+
+
+def start_console_gateway(tmp_path: Path, redis_url: str, **overrides: Any) -> RunningGateway:
+    # Few quick retries and no breaker in the way: a department that errors dead-letters its task within seconds.
+    return start_gateway(tmp_path, redis_url, operators_file=write_operators(tmp_path), breaker_failures=1000,
+                         retry_attempts=3, retry_max_s=3, **overrides)
+
+
+def medical_case(sequence: int = 123) -> dict[str, Any]:
+    return {"profile": "guangxi", "channel": "online", "applicant": applicant(sequence=sequence),
+            "matters": ["employee_medical_enrolment"], "sections": {"employee_medical_enrolment": MEDICAL_SECTION},
+            "delivery": "online"}
+
+
+def dead_lettered_case(gw: RunningGateway) -> str:
+    """A case whose only task failed after its retries (the medical department answering errors)."""
+    gw.faults("medical", error_rate=1.0)
+    case_id: str = gw.submit(medical_case()).json()["id"]
+    case = gw.wait_terminal(case_id)
+    assert case["tasks"][0]["status"] == "failed"
+    return case_id
+
+
+def sign_in(gw: RunningGateway, who: tuple[str, str]) -> httpx.Client:
+    client = httpx.Client(base_url=gw.base_url)
+    form = client.get("/console/login")
+    token = re.search(r'name="login_token" value="([^"]+)"', form.text)
+    assert token is not None
+    answer = client.post("/console/login", data={"id": who[0], "password": who[1], "login_token": token.group(1),
+                                                 "next": "/console/"})
+    assert answer.status_code == 303, answer.text
+    return client
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None
+    return found.group(1)

@@ -1,0 +1,140 @@
+"""The console in a real browser: Debian's Chromium driven by Playwright (no browser download)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.console.support import OPERATOR, VIEWER, dead_lettered_case, start_console_gateway
+from tests.support.harness import RunningGateway
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+LAUNCH_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--no-first-run"]
+
+
+def ensure_chromium() -> None:
+    """Debian's Chromium and a CJK font, installed once when the machine lacks them."""
+    if CHROMIUM.exists() and shutil.which("fc-list") and "WenQuanYi" in subprocess.run(
+            ["fc-list"], capture_output=True, text=True).stdout:
+        return
+    subprocess.run(["apt-get", "update"], check=True, capture_output=True)
+    subprocess.run(["apt-get", "install", "-y", "chromium", "fonts-wqy-microhei"], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    ensure_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def gw(redis_url: str, tmp_path: Path) -> Iterator[RunningGateway]:
+    gateway = start_console_gateway(tmp_path, redis_url)
+    yield gateway
+    gateway.stop()
+
+
+def signed_in_page(browser: Any, gw: RunningGateway, who: tuple[str, str], **context: Any) -> Any:
+    page = browser.new_context(base_url=gw.base_url, locale="zh-CN", **context).new_page()
+    page.goto("/console/")
+    assert "/console/login" in page.url  # nobody is signed in yet
+    page.get_by_label("账号").fill(who[0])
+    page.get_by_label("密码").fill(who[1])
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_url("**/console/")
+    return page
+
+
+def test_an_operator_finds_a_dead_lettered_task_and_replays_it_until_it_completes(browser, gw):
+    case_id = dead_lettered_case(gw)
+    gw.faults("medical", error_rate=0.0)
+    page = signed_in_page(browser, gw, OPERATOR, viewport={"width": 1280, "height": 900})
+    page.get_by_test_id("dead-task").get_by_role("link", name=case_id).click()
+    page.wait_for_url(f"**/console/cases/{case_id}")
+    row = page.get_by_test_id("task-employee_medical_enrolment")
+    assert "技术失败" in row.get_by_test_id("task-status").inner_text()
+    # The confirmation opens on the page, from the keyboard.
+    row.locator("summary", has_text="重放").focus()
+    page.keyboard.press("Enter")
+    row.get_by_test_id("confirm-replay").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url("**done=replayed")
+    assert "已重放" in page.get_by_role("status").inner_text()
+    deadline = time.monotonic() + 30
+    while "已办结" not in page.get_by_test_id("task-employee_medical_enrolment").inner_text():
+        assert time.monotonic() < deadline, "the replayed task did not complete"
+        time.sleep(0.3)
+        page.reload()
+    assert page.get_by_test_id("case-status").inner_text().startswith("已办结")
+    assert f"console:{OPERATOR[0]}" in page.get_by_test_id("timeline").inner_text()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "case-operator.png"), full_page=True)
+
+
+def test_a_viewer_sees_no_replay_and_only_masked_fields_also_at_360_px_and_without_javascript(browser, gw):
+    case_id = dead_lettered_case(gw)
+    page = signed_in_page(browser, gw, VIEWER, viewport={"width": 360, "height": 780})
+    page.goto(f"/console/cases/{case_id}")
+    assert page.get_by_test_id("confirm-replay").count() == 0
+    assert page.locator("summary", has_text="重放").count() == 0
+    applicant = page.get_by_test_id("applicant").inner_text()
+    assert "韦*例" in applicant and "139****5678" in applicant and "4501**********" in applicant
+    assert "韦样例" not in page.content() and "13912345678" not in page.content()
+    # Nothing is wider than the phone's screen but the tables, which scroll inside their own box.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "case-viewer-360px.png"), full_page=True)
+    # The health page refreshes its fragment by itself.
+    page.goto("/console/health")
+    first = page.get_by_test_id("checked-at").inner_text()
+    deadline = time.monotonic() + 20
+    while page.get_by_test_id("checked-at").inner_text() == first:
+        assert time.monotonic() < deadline, "the health fragment was not refreshed"
+        page.wait_for_timeout(250)
+    # Reading needs no JavaScript.
+    cookies = page.context.cookies()
+    reader = browser.new_context(base_url=gw.base_url, java_script_enabled=False)
+    reader.add_cookies(cookies)
+    plain = reader.new_page()
+    plain.goto(f"/console/cases/{case_id}")
+    assert "技术失败" in plain.get_by_test_id("task-employee_medical_enrolment").inner_text()
+    assert plain.get_by_test_id("timeline").locator("tbody tr").count() >= 3
+    reader.close()
+
+
+def test_the_one_form_applies_exclusions_and_prerequisites_as_matters_are_chosen(browser, gw):
+    page = signed_in_page(browser, gw, VIEWER, viewport={"width": 1024, "height": 900})
+    page.get_by_role("link", name="一表申请").click()
+    page.wait_for_url("**/console/form/*")
+    page.goto("/console/form/guangxi")
+    resident, employee = page.get_by_test_id("matter-resident_pension_enrolment"), page.get_by_test_id(
+        "matter-employee_pension_enrolment")
+    assert employee.is_enabled()
+    resident.check()
+    assert employee.is_disabled()  # 城乡居民养老 greys out 灵活就业养老
+    resident.uncheck()
+    assert employee.is_enabled()
+    # The declaration needs an enrolment beside it: flagged until one is chosen.
+    page.get_by_test_id("matter-contribution_declaration").check()
+    needs = page.locator("[data-matter=contribution_declaration] [data-role=needs-note]")
+    assert "unmet" in (needs.get_attribute("class") or "")
+    page.get_by_test_id("matter-employee_medical_enrolment").check()
+    assert "unmet" not in (needs.get_attribute("class") or "")
+    assert page.locator("[data-matter=employee_medical_enrolment] [data-section]").is_visible()
+    assert page.locator("[data-matter=archive_transfer] [data-section]").is_hidden()
+    resident.check()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "form-guangxi.png"), full_page=True)
