@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,9 @@ from tests.console.support import OPERATOR, VIEWER, dead_lettered_case, start_co
 from tests.support.harness import RunningGateway
 
 CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+# The README's screenshots are refreshed on request (GATEWAY_SCREENSHOTS=docs/console); otherwise they go to a
+# temporary folder, so a test run leaves the checkout as it was.
+SCREENSHOTS = Path(os.environ.get("GATEWAY_SCREENSHOTS") or tempfile.mkdtemp(prefix="gw-console-shots-"))
 LAUNCH_ARGS = ["--no-sandbox", "--headless=new", "--disable-gpu", "--disable-background-networking",
                "--disable-component-update", "--no-first-run"]
 
