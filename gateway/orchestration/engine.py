@@ -23,6 +23,7 @@ from gateway.domain.attachments import for_matter
 from gateway.domain.declaration import declared_rows
 from gateway.domain.status import TERMINAL, TaskStatus
 from gateway.domain.step_order import StepState, certificate_due, dependent_readiness
+from gateway.domain.validation.rules import register_refusals
 from gateway.observability.metrics import (
     BREAKER_DEFERRED,
     DEAD_LETTERED,
@@ -398,15 +399,23 @@ class Engine:
         tasks = await self.store.get_tasks(case_id, case.matters)
         if case.documents.get("status") == "mismatch":
             reason = case.documents.get("reason", "电子证照信息与申请信息不一致")
-            for task in tasks:
-                if task.status in (TaskStatus.QUEUED, TaskStatus.PENDING):
-                    await self._move(case, task, TaskStatus.REJECTED, {"reason": reason},
-                                     event={"reason": reason})
-            await self.after_terminal(case_id)
-            return
+            refusals = {t.matter: reason for t in tasks}
+        elif case.documents.get("household_division_code"):
+            # The register decides 户籍 over the declaration: a matter it does not qualify for is refused here.
+            refusals = register_refusals(self.profiles.get(case.profile), case.matters, case.applicant,
+                                         str(case.documents["household_division_code"]))
+        else:
+            refusals = {}
         for task in tasks:
-            if task.status is TaskStatus.QUEUED:
+            if task.matter in refusals and task.status in (TaskStatus.QUEUED, TaskStatus.PENDING):
+                await self._move(case, task, TaskStatus.REJECTED, {"reason": refusals[task.matter]},
+                                 event={"reason": "e-licence check: " + ("holder mismatch" if
+                                        case.documents.get("status") == "mismatch" else "household register")})
+        for task in tasks:
+            if task.status is TaskStatus.QUEUED and task.matter not in refusals:
                 await self.queue.enqueue(case_id, task.matter, "submit")
+        if refusals:
+            await self.after_terminal(case_id)  # dependents of a refused matter: released elsewhere or skipped
 
     async def _fetch_documents(self, case: CaseRecord) -> dict[str, Any]:
         adapter = self.adapters.adapters.get(E_LICENSE_ADAPTER)
@@ -445,10 +454,10 @@ class Engine:
     def department_request(self, case: CaseRecord, task: TaskRecord) -> DepartmentRequest:
         profile = self.profiles.get(case.profile)
         applicant = dict(case.applicant)
-        # The e-licenses are the register: they fill what the form left open.
+        # The e-licenses are the register: what they hold decides over what the form declared.
         for name in ("household_division_code", "ethnicity", "ethnicity_code"):
             if case.documents.get(name):
-                applicant.setdefault(name, case.documents[name])
+                applicant[name] = case.documents[name]
         section = dict(case.sections.get(task.matter, {}))
         declares = profile.matter(task.matter).declares
         if declares is not None and not section.get("rows"):

@@ -1,8 +1,8 @@
 """Rules across matters (exclusions, prerequisites, accepted ID types) and eligibility, exactly as the seeds word them.
 
 户籍 is what the applicant declares (``applicant.household_division_code``): the household register arrives as an
-e-license only after intake, and the engine re-checks the declaration against it. Nothing is guessed from the ID
-number's division code (people move) or from a typed address.
+e-license only after intake, and then it decides (``register_refusals``, called by the engine). Nothing is guessed
+from the ID number's division code (people move) or from a typed address.
 """
 
 from __future__ import annotations
@@ -114,6 +114,26 @@ def _place(profile: Profile, matter: MatterSpec, check: HouseholdRegistration | 
         report.add("eligibility.household_registration", f"applicant.{field}",
                    f"办理“{matter.name_zh}”须在{profile.name_zh}{where_zh}参保",
                    f"'{matter.code}' requires the {field.split('_')[0]} in {profile.name_en}")
+
+
+def register_refusals(profile: Profile, matters: list[str], applicant: dict[str, Any],
+                      register_division: str) -> dict[str, str]:
+    """The retrieved household register decides 户籍 over what was declared: each matter whose 户籍 rule it fails,
+    with the reason for the applicant. Only a resident ID holder has a register to retrieve."""
+    ident = Identity(id_type=str(applicant.get("id_type", "resident_id")), number=str(applicant.get("id_number", "")),
+                     birth_date=datetime.date.fromisoformat(str(applicant["birth_date"])),
+                     sex=str(applicant.get("sex", "")), permit_region=None)
+    registered = dict(applicant, household_division_code=register_division)
+    refusals = {}
+    for code in matters:
+        matter = profile.matter(code)
+        for check in matter.eligibility:
+            if isinstance(check, HouseholdRegistration | HouseholdOrResidence):
+                report = Report(today=datetime.date.today())
+                _place(profile, matter, check, registered, ident, report)
+                if report.errors:
+                    refusals[code] = f"居民户口簿电子证照显示户籍不在{profile.name_zh}：{report.errors[0].message_zh}"
+    return refusals
 
 
 def notice_warnings(profile: Profile, matters: list[str], sections: dict[str, dict[str, Any]],
