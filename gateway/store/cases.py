@@ -118,6 +118,7 @@ class CreateResult:
     case_id: str | None  # the existing case when not created and the body matches
     conflict: bool = False  # the key was used for another body
     replayed: bool = False  # the applicant assertion already created another case
+    replicated: bool = True  # as many replicas as asked for hold it (always true when not asked to wait)
 
 
 @dataclass(frozen=True)
@@ -137,9 +138,11 @@ def _encode(value: Any) -> str:
 
 
 class CaseStore:
-    def __init__(self, redis: StrRedis, cipher: PiiCipher) -> None:
+    def __init__(self, redis: StrRedis, cipher: PiiCipher, wait_replicas: int = 0, wait_timeout_ms: int = 1000) -> None:
         self.redis = redis
         self.cipher = cipher
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self._create = redis.register_script(scripts.CREATE_CASE)
         self._transition = redis.register_script(scripts.TRANSITION)
         self._append_event = redis.register_script(scripts.APPEND_EVENT)
@@ -172,21 +175,39 @@ class CaseStore:
         assertion_keys, assertion_ttl = [], 0
         if spent_assertion:
             assertion_keys, assertion_ttl = [spent_assertion[0]], max(1, spent_assertion[1])
-        status, value = await self._create(
-            keys=[keys.idempotency(caller, idempotency_key), keys.case(case_id), keys.OUTBOX_STREAM,
-                  keys.TASK_STREAM, keys.OPEN_CASES, *assertion_keys, *task_keys],
-            args=[request_hash, case_id, ttl_s, json.dumps({k: _encode(v) for k, v in sealed.items()}),
-                  deadline_ts, json.dumps(task_payload), json.dumps(event), json.dumps(first_messages),
-                  assertion_ttl],
-        )
+        # WAIT counts the replicas holding this connection's writes: the script and WAIT share one connection.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self._create(
+                keys=[keys.idempotency(caller, idempotency_key), keys.case(case_id), keys.OUTBOX_STREAM,
+                      keys.TASK_STREAM, keys.OPEN_CASES, *assertion_keys, *task_keys],
+                args=[request_hash, case_id, ttl_s, json.dumps({k: _encode(v) for k, v in sealed.items()}),
+                      deadline_ts, json.dumps(task_payload), json.dumps(event), json.dumps(first_messages),
+                      assertion_ttl],
+                client=pipe,
+            )
+            if self.wait_replicas:
+                pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+            (status, value), *acked = await pipe.execute()
         if status == "created":
-            return CreateResult(created=True, case_id=case_id)
+            return CreateResult(created=True, case_id=case_id,
+                                replicated=not acked or acked[0] >= self.wait_replicas)
         if status == "replayed":
             return CreateResult(created=False, case_id=None, replayed=True)
         stored_hash, _, existing_id = str(value).partition("|")
         if stored_hash != request_hash:
             return CreateResult(created=False, case_id=None, conflict=True)
-        return CreateResult(created=False, case_id=existing_id)
+        return CreateResult(created=False, case_id=existing_id, replicated=await self.replicated())
+
+    async def replicated(self) -> bool:
+        """Whether the replicas asked for hold everything written so far, an existing case included: a write after
+        it (the fence) acknowledged by them proves it, since a replica applies the primary's writes in order."""
+        if not self.wait_replicas:
+            return True
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(keys.REPLICATION_FENCE)
+            pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+            _, acked = await pipe.execute()
+        return int(acked) >= self.wait_replicas
 
     async def get_case(self, case_id: str) -> CaseRecord | None:
         raw = await self.redis.hgetall(keys.case(case_id))

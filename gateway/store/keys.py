@@ -11,6 +11,7 @@ OUTBOX_DEAD = f"{PREFIX}:outbox:dead"  # list: events no receiver accepted withi
 DELAYED = f"{PREFIX}:delayed"  # sorted set: stream message JSON scored by the time it becomes due
 DLQ = f"{PREFIX}:dlq"  # sorted set: "case_id|matter" scored by the time it failed
 OPEN_CASES = f"{PREFIX}:cases:open"  # sorted set: case id scored by its deadline (unix seconds)
+REPLICATION_FENCE = f"{PREFIX}:replication:fence"  # counter written only so WAIT can vouch for earlier writes
 
 
 def case(case_id: str) -> str:
