@@ -358,9 +358,8 @@ def dlq_replay(task: str = typer.Option(None, "--task", help="CASE_ID:MATTER"),
                 continue
             result = await services.store.transition(case_id, matter, TaskStatus.QUEUED,
                                                      {"last_error": "", "attempts": 0},
-                                                     event={"reason": "replayed from the DLQ"})
+                                                     event={"reason": "replayed from the DLQ"}, then=("submit", 0))
             if result.moved:
-                await services.queue.enqueue(case_id, matter, "submit")
                 case = await services.store.get_case(case_id)
                 if case is not None:  # open again: back on the overdue watch
                     await services.redis.zadd(keys.OPEN_CASES, {case_id: deadline_score(case.deadline)})

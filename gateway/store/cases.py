@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -246,15 +247,21 @@ class CaseStore:
         return TaskRecord.from_hash(case_id, raw) if raw else None
 
     async def transition(self, case_id: str, matter: str, target: TaskStatus, fields: dict[str, Any] | None = None,
-                         *, event: dict[str, Any] | None = None) -> TransitionResult:
-        """Move a task if the state machine allows it from its current status, atomically with its event."""
+                         *, event: dict[str, Any] | None = None,
+                         then: tuple[str, float] | None = None) -> TransitionResult:
+        """Move a task if the state machine allows it from its current status, atomically with its event and, given
+        `then` = (kind, delay in seconds), with the task's next queue message."""
         updates = {k: _encode(v) for k, v in (fields or {}).items() if v is not None}
         updates["updated_at"] = now_iso()
         payload = {"matter": matter, "status": target.value, **(event or {})}
+        kind, delay_s = then or ("", 0.0)
+        follow_up = json.dumps({"case_id": case_id, "matter": matter, "kind": kind}, sort_keys=True) if then else ""
         code, previous = await self._transition(
-            keys=[keys.task(case_id, matter), keys.case(case_id), keys.OUTBOX_STREAM],
+            keys=[keys.task(case_id, matter), keys.case(case_id), keys.OUTBOX_STREAM, keys.TASK_STREAM,
+                  keys.DELAYED],
             args=[target.value, ",".join(s.value for s in sources_of(target)), json.dumps(updates),
-                  json.dumps(self._event("task.status_changed", case_id, matter, payload))],
+                  json.dumps(self._event("task.status_changed", case_id, matter, payload)), follow_up,
+                  time.time() + delay_s if delay_s > 0 else 0],
         )
         code = int(code)
         return TransitionResult(moved=code == 1, previous=TaskStatus(previous) if previous else None,

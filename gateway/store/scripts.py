@@ -35,10 +35,11 @@ redis.call('XADD', KEYS[3], '*', 'case_id', ARGV[2], 'seq', seq, 'event', ARGV[7
 return {'created', ARGV[2]}
 """
 
-# KEYS: task, case, outbox stream
-# ARGV: target status, allowed source statuses (comma-separated), fields JSON, event JSON (without seq)
+# KEYS: task, case, outbox stream, task stream, delayed zset
+# ARGV: target status, allowed source statuses (comma-separated), fields JSON, event JSON (without seq),
+#       the task's next message as the delayed set's member JSON ('' for none), when it is due (0: now)
 # Returns {code, previous status}: 1 moved, 0 refused (illegal transition), 2 already there (harmless repeat),
-# -1 no such task.
+# -1 no such task. The next message is written only with a move: a crash cannot leave a moved task without it.
 TRANSITION = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return {-1, ''} end
@@ -53,6 +54,14 @@ local fields = cjson.decode(ARGV[3])
 for k, v in pairs(fields) do redis.call('HSET', KEYS[1], k, v) end
 local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
 redis.call('XADD', KEYS[3], '*', 'case_id', redis.call('HGET', KEYS[2], 'id'), 'seq', seq, 'event', ARGV[4])
+if ARGV[5] ~= '' then
+  if tonumber(ARGV[6]) > 0 then
+    redis.call('ZADD', KEYS[5], 'NX', ARGV[6], ARGV[5])
+  else
+    local m = cjson.decode(ARGV[5])
+    redis.call('XADD', KEYS[4], '*', 'case_id', m.case_id, 'matter', m.matter, 'kind', m.kind)
+  end
+end
 return {1, current}
 """
 
