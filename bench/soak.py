@@ -1,7 +1,7 @@
 """A soak with three ledgers: what the gateway believes, what each department registered, what the platform received.
 
     .venv/bin/python -m bench.soak --minutes 10 [--rate 1.0]      the full run (docs/operations.md has its figures)
-    .venv/bin/python -m bench.soak --quick                         the suite's run: about 75 s
+    .venv/bin/python -m bench.soak --quick                         the suite's run: 25 s of load, at most 60 s to drain
 
 Runs, as production does: two `gateway api` and two `gateway worker` processes on one dedicated redis-server (AOF,
 fsync always, on a free port so it can be killed and restarted), the six mock departments (in this process, so their
@@ -90,11 +90,11 @@ class Plan:
     outage_s: float
 
 
-QUICK = Plan(load_s=30, drain_s=90, rate=1.0, worker_kill_every_s=12, outage_s=8)
+QUICK = Plan(load_s=25, drain_s=60, rate=1.0, worker_kill_every_s=12, outage_s=8)
 
 
 def full(minutes: float, rate: float) -> Plan:
-    return Plan(load_s=minutes * 60, drain_s=120, rate=rate, worker_kill_every_s=20, outage_s=30)
+    return Plan(load_s=minutes * 60, drain_s=240, rate=rate, worker_kill_every_s=20, outage_s=30)
 
 
 # --------------------------------------------------------------------------------------------------- instruments
@@ -406,6 +406,7 @@ def mock_environment() -> Iterator[None]:
 
 
 def soak(plan: Plan, folder: Path) -> dict[str, Any]:
+    setup_started = time.monotonic()
     fault_counter = FaultCounter()
     with mock_environment():
         mocks_running: dict[str, RunningServer] = {name: start_in_thread(create_mock(name))
@@ -444,6 +445,7 @@ def soak(plan: Plan, folder: Path) -> dict[str, Any]:
             processes.start(f"worker-{i}", [GATEWAY, "worker", "--name", f"worker-{i}"])
         for url in api_urls:
             wait_ready(url)
+        print(f"gateway up (2 APIs, 2 workers) in {time.monotonic() - setup_started:.0f} s", flush=True)
         load = Load(api_urls, identity)
 
         started = time.monotonic()
@@ -529,8 +531,10 @@ def soak(plan: Plan, folder: Path) -> dict[str, Any]:
         redis_server.stop()
         # The mocks still hold calls they were told to hang: their servers cancel them, which is no news.
         logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
-        platform.server.stop()
-        for server in mocks_running.values():
+        servers = [platform.server, *mocks_running.values()]
+        for server in servers:  # all told at once: each may wait for its hanging calls' grace period
+            server.server.should_exit = True
+        for server in servers:
             server.stop()
 
 
@@ -538,7 +542,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="load (and chaos) duration")
     parser.add_argument("--rate", type=float, default=1.0, help="cases submitted per second")
-    parser.add_argument("--quick", action="store_true", help="the suite's run: 35 s of load, at most 35 s to drain")
+    parser.add_argument("--quick", action="store_true", help="the suite's run: 25 s of load, at most 60 s to drain")
     parser.add_argument("--keep", action="store_true", help="keep the folder with the processes' logs")
     args = parser.parse_args()
     plan = QUICK if args.quick else full(args.minutes, args.rate)
