@@ -5,6 +5,9 @@ was refused with an error the platform saw, and its retry with the same Idempote
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -18,11 +21,12 @@ import pytest
 
 from gateway.store import keys
 from tests.support.harness import TERMINAL, RunningGateway, applicant, start_gateway
-from tests.support.sentinel import SentinelCluster
+from tests.support.sentinel import MASTER_NAME, SentinelCluster
 
 MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
                    "scheme": "combined_accounts"}
 CASES = 50
+GATEWAY = str(Path(sys.executable).parent / "gateway")
 NOT_REPLICATED = -503  # recorded instead of 503 when the refusal says the case is not on a replica yet
 
 
@@ -119,5 +123,13 @@ def test_the_primary_killed_mid_load_loses_no_acknowledged_case(tmp_path, sentin
         assert half_written(gw) == []
         # Between the promotion and the old primary's return the new primary had no replica: refused, not lost.
         assert any(NOT_REPLICATED in s.answers for s in submissions[killed_after:killed_after + 5])
+        # Ops commands find the new primary through the Sentinels too.
+        gw.redis().zadd(keys.DLQ, {f"{submissions[0].case_id}|employee_medical_enrolment": time.time()})
+        env = dict(os.environ, GATEWAY_REDIS_SENTINELS=sentinel_cluster.sentinels,
+                   GATEWAY_REDIS_MASTER_NAME=MASTER_NAME, GATEWAY_VAR_DIR=str(tmp_path / "var"))
+        env.pop("GATEWAY_REDIS_URL", None)
+        listed = subprocess.run([GATEWAY, "dlq", "list"], env=env, capture_output=True, text=True, timeout=120)
+        assert listed.returncode == 0, listed.stderr
+        assert f"{submissions[0].case_id} employee_medical_enrolment" in listed.stdout
     finally:
         gw.stop()
