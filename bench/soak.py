@@ -493,7 +493,7 @@ def soak(plan: Plan, folder: Path) -> dict[str, Any]:
             if elapsed >= next_progress:
                 acked = sum(1 for s in load.submissions if s.case_id)
                 progress(started, total, f"sent {sent} acknowledged {acked} events {len(platform.events)} "
-                                         f"kills {sum(chaos.values())}")
+                                         f"kills {sum(n for what, n in chaos.items() if 'SIGKILL' in what)}")
                 next_progress += 5
             time.sleep(0.05)
         if outage_until is not None:
