@@ -48,6 +48,14 @@ def create_app(settings: Settings, redis_url: str,
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
+    @app.exception_handler(RedisError)
+    async def store_unavailable(_: Request, exc: RedisError) -> JSONResponse:
+        """Redis down, restarting or failing over: the caller retries (case creation with the same key)."""
+        log.warning("request refused: Redis unavailable", error=type(exc).__name__)
+        error = ApiError(503, ErrorItem("store.unavailable", "", "存储暂不可用，请稍后重试",
+                                        "the store is unavailable: retry later"), headers={"Retry-After": "1"})
+        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
     @app.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()

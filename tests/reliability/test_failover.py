@@ -68,10 +68,11 @@ def submit_until_acknowledged(gw: RunningGateway, body: dict[str, Any], submissi
                 submission.case_id = response.json()["id"]
                 return
             assert response.status_code >= 500, response.text  # a refusal of the body itself would be a bug here
-            if response.status_code == 503:
-                assert response.json()["errors"][0]["code"] == "store.not_replicated"
-                assert response.headers["Retry-After"]
-                submission.answers[-1] = NOT_REPLICATED
+            if response.status_code == 503:  # the one error shape, and when to come back
+                code = response.json()["errors"][0]["code"]
+                assert code in ("store.not_replicated", "store.unavailable") and response.headers["Retry-After"]
+                if code == "store.not_replicated":
+                    submission.answers[-1] = NOT_REPLICATED
         time.sleep(0.2)
 
 
