@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from gateway.store import keys
+from gateway.store.embedded_redis import EmbeddedRedis
 from tests.support.harness import TERMINAL, RunningGateway, applicant, start_gateway
 from tests.support.sentinel import MASTER_NAME, SentinelCluster
 
@@ -134,3 +135,18 @@ def test_the_primary_killed_mid_load_loses_no_acknowledged_case(tmp_path, sentin
         assert f"{submissions[0].case_id} employee_medical_enrolment" in listed.stdout
     finally:
         gw.stop()
+
+
+def test_while_redis_is_down_the_api_answers_503_in_the_one_error_shape(tmp_path):
+    server = EmbeddedRedis(tmp_path / "own-redis")
+    server.start()
+    gw = start_gateway(tmp_path, server.url)
+    try:
+        server.kill()
+        response = gw.client.submit_case(window_case(0), idempotency_key=uuid.uuid4().hex)
+        assert response.status_code == 503, response.text
+        assert response.json()["errors"][0]["code"] == "store.unavailable"
+        assert response.headers["Retry-After"] == "1"
+    finally:
+        gw.stop()
+        server.stop()
