@@ -36,7 +36,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     GATEWAY_VAR_DIR=/var/lib/gateway \
     GATEWAY_API_HOST=0.0.0.0 \
     GATEWAY_API_PORT=8080 \
-    GATEWAY_LOG_JSON=true
+    GATEWAY_LOG_JSON=true \
+    GATEWAY_ENV=production
 RUN groupadd --system --gid 10001 gateway \
  && useradd --system --uid 10001 --gid gateway --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin gateway \

@@ -42,7 +42,7 @@ import redis.asyncio as aioredis
 from bench import MACHINE_REDIS, embedded_redis, redis_version, summary, write_results
 from gateway.client import AsyncGatewayClient
 from gateway.store import keys
-from tests.support.harness import PLATFORM, TERMINAL, WINDOW, RunningGateway, applicant, start_gateway
+from tests.support.harness import OPERATOR, PLATFORM, TERMINAL, WINDOW, RunningGateway, applicant, start_gateway
 
 MEDICAL = ["employee_medical_enrolment"]
 MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
@@ -125,7 +125,8 @@ def cpu_by_part(gw: RunningGateway, before: dict[int, float], after: dict[int, f
 async def submit_all(gw: RunningGateway, scenario: str, cases: list[dict[str, Any]], assertions: list[str | None],
                      concurrency: int, serial: bool = False) -> list[Submitted]:
     app_id, secret = WINDOW if scenario == "medical-window" else PLATFORM
-    client = AsyncGatewayClient(gw.base_url, app_id, secret)
+    client = AsyncGatewayClient(gw.base_url, app_id, secret,
+                                operator_id=OPERATOR if scenario == "medical-window" else None)
     work = iter(zip(cases, assertions, strict=True))
     results: list[Submitted] = []
 

@@ -21,7 +21,9 @@ from typing import Any
 from bench import MACHINE_REDIS, embedded_redis, flush, redis_reachable, redis_version, summary, write_results
 from gateway.domain.status import TaskStatus
 from gateway.orchestration.intake import request_hash
+from gateway.security.audit import AuditSigner
 from gateway.security.pii import PiiCipher
+from gateway.settings import Settings
 from gateway.store.cases import CaseStore, NewTask, now_iso
 from gateway.store.connection import connect
 from tests.support.harness import applicant
@@ -91,8 +93,8 @@ async def measured(redis: Any, name: str, ops: Sequence[Callable[[], Awaitable[A
 
 
 async def bench_url(url: str, count: int, concurrencies: list[int]) -> dict[str, Any]:
-    redis = connect(url)
-    store = CaseStore(redis, PiiCipher(os.urandom(32)))
+    redis = connect(url, Settings())
+    store = CaseStore(redis, PiiCipher(os.urandom(32)), AuditSigner(os.urandom(32), "sha256"))
     results: dict[str, Any] = {}
     try:
         await create_one(store, uuid.uuid4().hex, "warmup")  # loads the scripts, opens the first connection

@@ -25,7 +25,9 @@ from typing import Any
 from bench import summary, write_results
 from bench.store import create_one, run
 from gateway.client import AsyncGatewayClient
+from gateway.security.audit import AuditSigner
 from gateway.security.pii import PiiCipher
+from gateway.settings import Settings
 from gateway.store.cases import CaseStore
 from gateway.store.connection import connect
 from tests.support.harness import WINDOW, applicant, start_gateway
@@ -43,8 +45,9 @@ def row(label: str, count: int, elapsed: float, samples: list[float]) -> dict[st
 
 
 async def store_level(url: str, wait: int, count: int, concurrency: int) -> dict[str, Any]:
-    redis = connect(url)
-    store = CaseStore(redis, PiiCipher(os.urandom(32)), wait_replicas=wait, wait_timeout_ms=1000)
+    redis = connect(url, Settings())
+    store = CaseStore(redis, PiiCipher(os.urandom(32)), AuditSigner(os.urandom(32), "sha256"), wait_replicas=wait,
+                      wait_timeout_ms=1000)
     try:
         await create_one(store, uuid.uuid4().hex, f"warmup-{uuid.uuid4().hex}")
         ids = [uuid.uuid4().hex for _ in range(count)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import jwt
@@ -17,9 +18,12 @@ from gateway.profiles.loader import ProfileRegistry
 from gateway.resilience.breaker import CircuitBreakers
 from gateway.sdk import DepartmentAdapter
 from gateway.security.applicant_identity import IdentityVerifier
-from gateway.security.callers import CallerAuthenticator, load_callers
-from gateway.security.links import LinkSigner
+from gateway.security.audit import AuditSigner
+from gateway.security.caller_quotas import CallerQuotas
+from gateway.security.callers import Caller, CallerAuthenticator, load_callers
+from gateway.security.links import LinkStore
 from gateway.security.pii import PiiCipher
+from gateway.security.production import WeakSecret, check_production
 from gateway.security.secrets import stored_secret
 from gateway.settings import Settings
 from gateway.store.cases import CaseStore
@@ -47,10 +51,12 @@ class Services:
     profiles: ProfileRegistry
     adapters: AdapterManager
     engine: Engine
-    links: LinkSigner
+    links: LinkStore
     calendar: WorkingDayCalendar
     authenticator: CallerAuthenticator | None
     identity: IdentityVerifier | None
+    callers: dict[str, Caller]  # empty without GATEWAY_CALLERS_FILE (a worker then uses the global webhook)
+    quotas: CallerQuotas
 
     async def close(self) -> None:
         await self.adapters.close()
@@ -58,8 +64,38 @@ class Services:
 
 
 def pii_cipher(settings: Settings) -> PiiCipher:
-    key = base64.b64decode(settings.pii_key) if settings.pii_key else stored_secret(settings.var_dir, "pii.key", 32)
-    return PiiCipher(key, settings.pii_cipher)
+    if settings.pii_keys:
+        ring = {key_id: base64.b64decode(value) for key_id, value in settings.pii_keys.items()}
+    elif settings.pii_key:
+        ring = {"k0": base64.b64decode(settings.pii_key)}
+    else:
+        ring = {"dev": stored_secret(settings.var_dir, "pii.key", 32)}
+    try:
+        return PiiCipher(ring, settings.pii_cipher, current=settings.pii_key_id)
+    except ValueError as exc:
+        raise ConfigurationError(f"GATEWAY_PII_KEYS / GATEWAY_PII_KEY_ID: {exc}") from exc
+
+
+def audit_signer(settings: Settings) -> AuditSigner:
+    key = (base64.b64decode(settings.audit_key) if settings.audit_key
+           else stored_secret(settings.var_dir, "audit.key", 32))
+    try:
+        return AuditSigner(key, settings.audit_hash)
+    except ValueError as exc:
+        raise ConfigurationError(f"GATEWAY_AUDIT_KEY: {exc}") from exc
+
+
+def _refuse_weak_secrets(settings: Settings, adapters: Iterable[str]) -> None:
+    """GATEWAY_ENV=production: every secret set, strong and its own, before anything connects."""
+    if settings.env != "production":
+        return
+    try:
+        callers = load_callers(settings.callers_file) if settings.callers_file else {}
+        check_production(settings, adapters, callers)
+    except WeakSecret as exc:
+        raise ConfigurationError(f"GATEWAY_ENV=production: {exc}") from exc
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise ConfigurationError(f"GATEWAY_CALLERS_FILE {settings.callers_file}: {exc}") from exc
 
 
 async def build_services(settings: Settings, redis_url: str, *, consumer: str, api: bool,
@@ -69,16 +105,20 @@ async def build_services(settings: Settings, redis_url: str, *, consumer: str, a
     problems = settings.timing_problems()
     if problems:
         raise ConfigurationError("; ".join(problems))
-    redis = connect(redis_url, settings.redis_ca_file)
+    _refuse_weak_secrets(settings, adapters.classes)
+    redis = connect(redis_url, settings)
     profiles = ProfileRegistry.load_dir(settings.profiles_dir, known_operations=adapters.known_operations())
     authenticator = identity = None
+    callers: dict[str, Caller] = {}
+    if settings.callers_file is not None:  # the worker too: a caller's own webhook
+        try:
+            callers = load_callers(settings.callers_file, profiles.codes(),
+                                   {m.code for code in profiles.codes() for m in profiles.get(code).matters})
+        except (OSError, ValueError, yaml.YAMLError) as exc:
+            raise ConfigurationError(f"GATEWAY_CALLERS_FILE {settings.callers_file}: {exc}") from exc
     if api:
         if settings.callers_file is None:
             raise ConfigurationError("GATEWAY_CALLERS_FILE is not set: no caller could be authenticated")
-        try:
-            callers = load_callers(settings.callers_file)
-        except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise ConfigurationError(f"GATEWAY_CALLERS_FILE {settings.callers_file}: {exc}") from exc
         authenticator = CallerAuthenticator(callers, redis, settings.signature_window_s)
         if settings.identity_jwks_file is None or not settings.identity_issuer:
             raise ConfigurationError("GATEWAY_IDENTITY_JWKS_FILE and GATEWAY_IDENTITY_ISSUER must be set: "
@@ -91,8 +131,9 @@ async def build_services(settings: Settings, redis_url: str, *, consumer: str, a
             raise ConfigurationError(f"GATEWAY_IDENTITY_JWKS_FILE {settings.identity_jwks_file}: {exc}") from exc
     link_secret = settings.link_secret.encode() if settings.link_secret else stored_secret(
         settings.var_dir, "link.key", 32)
-    links = LinkSigner(link_secret, settings.base_url, settings.link_ttl_s)
-    store = CaseStore(redis, pii_cipher(settings), settings.redis_wait_replicas, settings.redis_wait_timeout_ms)
+    links = LinkStore(redis, link_secret, settings.base_url, settings.link_ttl_s)
+    store = CaseStore(redis, pii_cipher(settings), audit_signer(settings), settings.redis_wait_replicas,
+                      settings.redis_wait_timeout_ms)
     queue = TaskQueue(redis, consumer, settings.redeliver_after_s)
     await queue.ensure_group()
     await adapters.start()
@@ -102,4 +143,4 @@ async def build_services(settings: Settings, redis_url: str, *, consumer: str, a
     calendar = WorkingDayCalendar(settings.calendar_overrides_file, on_fallback=_calendar_fallback)
     return Services(settings=settings, redis=redis, store=store, queue=queue, profiles=profiles, adapters=adapters,
                     engine=engine, links=links, calendar=calendar,
-                    authenticator=authenticator, identity=identity)
+                    authenticator=authenticator, identity=identity, callers=callers, quotas=CallerQuotas(redis))

@@ -1,6 +1,6 @@
 """A signing client for the unified API, for platform teams and tests (sync and async, on httpx).
 
-    client = GatewayClient("http://127.0.0.1:8080", app_id, secret)
+    client = GatewayClient("http://127.0.0.1:8080", app_id, secret)  # a window caller: operator_id="clerk id"
     case = client.submit_case(body, assertion=mint_demo_assertion("var/identity/demo-idp-key.pem", id_no, name))
     client.get_case(case.json()["id"])
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,35 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 
-from gateway.security.callers import signature
+from gateway.security.signing import sign_caller_request
 
 
-def signed_headers(app_id: str, secret: str, method: str, path_with_query: str, body: bytes) -> dict[str, str]:
+def signed_headers(app_id: str, secret: str, method: str, path_with_query: str, body: bytes,
+                   operator_id: str | None = None) -> dict[str, str]:
+    """A window caller names its clerk (operator_id): sent as X-Operator-Id and signed with the request."""
     timestamp, nonce = str(int(time.time())), uuid.uuid4().hex
-    return {"X-App-Id": app_id, "X-Timestamp": timestamp, "X-Nonce": nonce,
-            "X-Signature": signature(secret, method, path_with_query, timestamp, nonce, body)}
+    headers = {"X-App-Id": app_id, "X-Timestamp": timestamp, "X-Nonce": nonce,
+               "X-Signature": sign_caller_request(secret, method, path_with_query, timestamp, nonce, body,
+                                                  operator_id)}
+    if operator_id is not None:
+        headers["X-Operator-Id"] = operator_id
+    return headers
+
+
+class GatewayAuth(httpx.Auth):
+    """Signs every request of an httpx client, sync or async: `httpx.Client(auth=GatewayAuth(app_id, secret))`;
+    a window caller's client names its clerk (`operator_id`), which the signature then covers."""
+
+    requires_request_body = True
+
+    def __init__(self, app_id: str, secret: str, operator_id: str | None = None) -> None:
+        self.app_id, self.secret, self.operator_id = app_id, secret, operator_id
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        path = request.url.raw_path.decode("ascii")  # path and query exactly as sent
+        request.headers.update(signed_headers(self.app_id, self.secret, request.method, path, request.content,
+                                              self.operator_id))
+        yield request
 
 
 def mint_demo_assertion(key_path: str | Path, id_number: str, name: str, *, issuer: str = "demo-idp",
@@ -50,15 +73,14 @@ def _case_headers(idempotency_key: str | None, assertion: str | None) -> dict[st
 
 class GatewayClient:
     def __init__(self, base_url: str, app_id: str, secret: str, *, timeout: float = 30.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        self.app_id, self.secret = app_id, secret
-        self.http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
+                 transport: httpx.BaseTransport | None = None, operator_id: str | None = None) -> None:
+        self.http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport,
+                                 auth=GatewayAuth(app_id, secret, operator_id))
 
     def request(self, method: str, path: str, body: Any = None,
                 headers: dict[str, str] | None = None) -> httpx.Response:
         raw = _encode(body)
-        all_headers = {"Content-Type": "application/json"} if body is not None else {}
-        all_headers |= signed_headers(self.app_id, self.secret, method, path, raw) | (headers or {})
+        all_headers = ({"Content-Type": "application/json"} if body is not None else {}) | (headers or {})
         return self.http.request(method, path, content=raw or None, headers=all_headers)
 
     def submit_case(self, body: Any, *, idempotency_key: str | None = None,
@@ -89,15 +111,14 @@ class GatewayClient:
 
 class AsyncGatewayClient:
     def __init__(self, base_url: str, app_id: str, secret: str, *, timeout: float = 30.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.app_id, self.secret = app_id, secret
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+                 transport: httpx.AsyncBaseTransport | None = None, operator_id: str | None = None) -> None:
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport,
+                                 auth=GatewayAuth(app_id, secret, operator_id))
 
     async def request(self, method: str, path: str, body: Any = None,
                       headers: dict[str, str] | None = None) -> httpx.Response:
         raw = _encode(body)
-        all_headers = {"Content-Type": "application/json"} if body is not None else {}
-        all_headers |= signed_headers(self.app_id, self.secret, method, path, raw) | (headers or {})
+        all_headers = ({"Content-Type": "application/json"} if body is not None else {}) | (headers or {})
         return await self.http.request(method, path, content=raw or None, headers=all_headers)
 
     async def submit_case(self, body: Any, *, idempotency_key: str | None = None,

@@ -25,9 +25,11 @@ class Server(uvicorn.Server):
         yield
 
 
-def http_server(asgi: Any, host: str, port: int, **tls: Any) -> Server:
+def http_server(asgi: Any, host: str, port: int, settings: Settings, **tls: Any) -> Server:
+    """h11, so the request head is bounded (httptools has no such limit); connections beyond the limit get 503."""
     return Server(uvicorn.Config(asgi, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5,
-                                 **tls))
+                                 http="h11", h11_max_incomplete_event_size=settings.api_max_header_bytes,
+                                 limit_concurrency=settings.api_limit_concurrency, **tls))
 
 
 def api_tls(settings: Settings) -> dict[str, Any]:
@@ -56,11 +58,11 @@ async def run_gateway(settings: Settings, redis_url: str, *, api: bool, worker: 
     servers: list[uvicorn.Server] = []
     if api:
         servers.append(http_server(create_app(settings, redis_url, services=services), settings.api_host,
-                                   settings.api_port, **api_tls(settings)))
+                                   settings.api_port, settings, **api_tls(settings)))
     if metrics_port:
         from prometheus_client import make_asgi_app
 
-        servers.append(http_server(make_asgi_app(), settings.api_host, metrics_port))
+        servers.append(http_server(make_asgi_app(), settings.api_host, metrics_port, settings))
     if threading.current_thread() is threading.main_thread():
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateway.sdk import AdapterSettings
+from gateway.security.secrets import stored_secret
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,6 +22,8 @@ DEFAULT_MOCK_PORTS = {"medical": 18101, "hrss": 18102, "tax": 18103, "housing_fu
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_nested_delimiter="__", extra="ignore")
 
+    # production: refuses to start with a default, short or shared secret (gateway.security.production).
+    env: Literal["development", "production"] = "development"
     # Redis: an external server when set; otherwise an embedded one persisting under var_dir.
     redis_url: str | None = None
     redis_ca_file: Path | None = None  # CA that signed the server certificate of a rediss:// Redis
@@ -32,6 +35,10 @@ class Settings(BaseSettings):
     redis_wait_replicas: int = 0
     redis_wait_timeout_ms: int = 1000
     var_dir: Path = Path("var")
+    # Connections per process (API and worker share one pool under `gateway up`); a request waits this long for a
+    # free one, then is answered 503 service.busy. Sizing: docs/operations.md.
+    redis_max_connections: int = 64
+    redis_pool_timeout_s: float = 2.0
 
     api_host: str = "127.0.0.1"
     mock_host: str = "127.0.0.1"  # `gateway mocks` in a container for staging: 0.0.0.0
@@ -63,15 +70,33 @@ class Settings(BaseSettings):
 
     # Secrets generated under var_dir/secrets when unset (fine for a newcomer; production sets them).
     link_secret: str | None = None
-    pii_key: str | None = None  # base64 of 32 bytes: AES-256 uses them all, SM4 the first 16
+    # The PII keyring: {key id: base64 of 32 bytes} and the id sealing new values; older keys stay to open what
+    # they sealed until `gateway keys rotate` re-sealed it. `pii_key` alone is the keyring {"k0": pii_key}; with
+    # neither, a key generated under var_dir/secrets (id "dev").
+    pii_keys: dict[str, str] = Field(default_factory=dict)
+    pii_key_id: str | None = None
+    pii_key: str | None = None
     pii_cipher: Literal["aes-gcm", "sm4-gcm"] = "aes-gcm"
-    audit_hash: Literal["sha256", "sm3"] = "sha256"  # SM3 (GB/T 32905) where the system is assessed for 密评
+    # The audit chain's HMAC (SM3, GB/T 32905, where the system is assessed for 密评) and its key (base64, at least
+    # 32 bytes), kept outside Redis: generated under var_dir/secrets when unset.
+    audit_hash: Literal["sha256", "sm3"] = "sha256"
+    audit_key: str | None = None
     # Holiday data for years chinese-calendar does not know yet; ops can mount a newer file than the packaged one.
     calendar_overrides_file: Path | None = None
 
+    # Bounded input: bodies over these are 413 (checked from Content-Length, chunked ones counted as they arrive);
+    # POST /v1/cases carries a card photo at most, every other route (callbacks included) far less.
+    max_case_body_bytes: int = 256 * 1024
+    max_callback_body_bytes: int = 64 * 1024
+    max_json_depth: int = 32
+    max_json_list_items: int = 1000
+    # uvicorn: connections served at once (beyond: 503), and the largest request head (headers) it buffers.
+    api_limit_concurrency: int = 1000
+    api_max_header_bytes: int = 16 * 1024
+
     idempotency_ttl_s: int = 7 * 24 * 3600
     signature_window_s: int = 300
-    link_ttl_s: int = 7 * 24 * 3600
+    link_ttl_s: int = 24 * 3600  # an H5 link in an SMS works this long (and payment / photo links only once)
 
     worker_concurrency: int = 16
     department_concurrency: int = 8  # in-flight calls per department per worker process
@@ -106,14 +131,22 @@ class Settings(BaseSettings):
             ("GATEWAY_OUTBOX_REDELIVER_AFTER_S", self.outbox_redeliver_after_s)) if value < 1]
 
     def adapter(self, name: str) -> AdapterSettings:
-        return self.adapters.get(name) or AdapterSettings(
+        configured = self.adapters.get(name) or AdapterSettings(
             base_url=f"http://127.0.0.1:{self.mock_ports.get(name, 0)}"
         )
+        if configured.callback_secret:
+            return configured
+        # Development: a key of its own per department, which `gateway mocks` hands to that mock.
+        return configured.model_copy(update={"callback_secret": generated_callback_secret(self.var_dir, name)})
 
     @property
     def base_url(self) -> str:
         scheme = "https" if self.tls_cert_file else "http"
         return (self.public_base_url or f"{scheme}://{self.api_host}:{self.api_port}").rstrip("/")
+
+
+def generated_callback_secret(var_dir: Path, adapter: str) -> str:
+    return stored_secret(var_dir, f"callback-{adapter}.key", 32).hex()
 
 
 @lru_cache

@@ -140,18 +140,32 @@ def add_control_routes(app: FastAPI, state: MockState) -> None:
         return {"status": "down" if state.faults.outage else "up", "name": state.name}
 
 
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), timestamp.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+REQUEST_ID_HEADER = "X-Request-Id"
 
 
-async def send_callback(state: MockState, url: str, payload: dict[str, Any], *, secret: str,
+def sign(secret: str, adapter: str, request_id: str, timestamp: str, body: bytes) -> str:
+    """The gateway's callback convention: HMAC-SHA256 over `adapter \\n request id \\n timestamp \\n body`."""
+    message = b"\n".join([adapter.encode(), request_id.encode(), timestamp.encode(), body])
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def callback_headers(secret: str, adapter: str, request_id: str, body: bytes, *, signature_header: str,
+                     timestamp_header: str, timestamp: str | None = None) -> dict[str, str]:
+    timestamp = timestamp or str(int(time.time()))
+    return {"Content-Type": "application/json", timestamp_header: timestamp, REQUEST_ID_HEADER: request_id,
+            signature_header: sign(secret, adapter, request_id, timestamp, body)}
+
+
+async def send_callback(state: MockState, url: str, payload: dict[str, Any], *, request_id: str, secret: str,
                         signature_header: str, timestamp_header: str, attempts: int = 5) -> None:
-    """POST a signed callback the way a department's notifier would: a few tries, then give up (ops will poll)."""
+    """POST a signed callback the way a department's notifier would: a few tries, then give up (ops will poll).
+
+    The mock's name is the gateway adapter's name it signs for; the request id is the gateway's, from the body.
+    """
     body = json.dumps(payload, ensure_ascii=False).encode()
     for attempt in range(attempts):
-        timestamp = str(int(time.time()))
-        headers = {"Content-Type": "application/json", timestamp_header: timestamp,
-                   signature_header: sign(secret, timestamp, body)}
+        headers = callback_headers(secret, state.name, request_id, body, signature_header=signature_header,
+                                   timestamp_header=timestamp_header)
         try:
             async with httpx.AsyncClient(timeout=5.0) as client:
                 response = await client.post(url, content=body, headers=headers)
@@ -179,7 +193,8 @@ def garbage_response() -> Response:
 
 
 def env_secret(name: str) -> str:
-    return os.environ.get(f"MOCK_{name.upper()}_CALLBACK_SECRET", "dev-callback-secret")
+    """The key this department signs its callbacks with (`gateway up` / `gateway mocks` pass the gateway's)."""
+    return os.environ.get(f"MOCK_{name.upper()}_CALLBACK_SECRET") or f"dev-{name}-callback-secret"
 
 
 def env_float(name: str, default: float) -> float:

@@ -6,20 +6,24 @@ can reach every situation on purpose (the table is also in docs/mock-population.
   7    already enrolled in employee pension and employee medical insurance
   8    already holds a social-security card
   9    no e-license record found
-Household registration follows the division code (45xxxx Guangxi, 36xxxx Jiangxi).
+Household registration follows the division code (45xxxx Guangxi, 36xxxx Jiangxi), except for people who moved:
+an ID number of division 440304 (深圳市福田区) whose sequence starts with 5 has its household register in 450103
+(南宁市青秀区). Every mock takes the household from ``Person.division_code``, so they all agree.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+# (ID number's division, first sequence digit) -> household division after a move.
+_MOVED = {("440304", "5"): "450103"}
 _PROVINCES = {"11": "北京市", "31": "上海市", "36": "江西省", "44": "广东省", "45": "广西壮族自治区"}
 
 
 @dataclass(frozen=True)
 class Person:
     id_number: str
-    division_code: str
+    division_code: str  # of the household register (where the person is registered now)
     birth_date: str  # YYYY-MM-DD
     sex: str  # "1" male, "2" female (GB/T 2261.1)
     already_enrolled: bool
@@ -38,7 +42,7 @@ def person(id_number: str) -> Person:
     sex = "1" if len(number) == 18 and int(number[16]) % 2 else "2"
     return Person(
         id_number=number,
-        division_code=number[:6],
+        division_code=_MOVED.get((number[:6], number[14:15]), number[:6]),
         birth_date=birth,
         sex=sex,
         already_enrolled=marker == "7",

@@ -251,12 +251,16 @@ class ELicenseAdapter(DepartmentAdapter, ELicenseSource):
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
         settings = self.ctx.settings
-        verify_signed_callback(headers, body, secret=settings.callback_secret, department="e-license",
-                               timestamp_header="X-License-Timestamp", signature_header="X-License-Signature",
-                               max_age_s=float(settings.options.get("callback_max_age_s", CALLBACK_MAX_AGE_S)))
         try:
             payload = json.loads(body)
             request_id = str(payload["data"]["requestId"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidCallback("e-license callback body is not its envelope") from exc
+        verify_signed_callback(headers, body, adapter=self.ctx.name, request_id=request_id,
+                               secret=settings.callback_secret, department="e-license",
+                               timestamp_header="X-License-Timestamp", signature_header="X-License-Signature",
+                               max_age_s=float(settings.options.get("callback_max_age_s", CALLBACK_MAX_AGE_S)))
+        try:
             outcome = self._outcome(payload)
         except (ValueError, KeyError, TypeError, MalformedReply) as exc:
             raise InvalidCallback("e-license callback body is not its envelope") from exc

@@ -115,12 +115,13 @@ class HousingFundAdapter(DepartmentAdapter):
         return self._outcome(await self._call(self._envelope(QUERY, body)))
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
-        verify_signed_callback(headers, body, secret=self.ctx.settings.callback_secret, department="housing fund",
-                               timestamp_header="X-Gjj-Timestamp", signature_header="X-Gjj-Signature")
         try:
             payload = json.loads(body)
             str(payload["recode"])
             request_id = str(payload["body"]["YWLSH"])
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidCallback("housing fund callback body is not its envelope") from exc
+        verify_signed_callback(headers, body, adapter=self.ctx.name, request_id=request_id,
+                               secret=self.ctx.settings.callback_secret, department="housing fund",
+                               timestamp_header="X-Gjj-Timestamp", signature_header="X-Gjj-Signature")
         return CallbackEvent(request_id=request_id, outcome=self._outcome(payload))

@@ -252,11 +252,15 @@ class HrssAdapter(DepartmentAdapter):
         return await self._call("queryBusiness", {"requestId": request.request_id, "ywlsh": reference})
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
-        verify_signed_callback(headers, body, secret=self.ctx.settings.callback_secret, department="hrss",
-                               timestamp_header="X-Hrss-Timestamp", signature_header="X-Hrss-Signature")
         try:
             payload = json.loads(body)
             request_id = str(payload["requestId"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidCallback("hrss callback body is not a BusinessReply") from exc
+        verify_signed_callback(headers, body, adapter=self.ctx.name, request_id=request_id,
+                               secret=self.ctx.settings.callback_secret, department="hrss",
+                               timestamp_header="X-Hrss-Timestamp", signature_header="X-Hrss-Signature")
+        try:
             outcome = self._outcome(payload, "callback")
         except (ValueError, KeyError, TypeError, TechnicalFault) as exc:
             raise InvalidCallback("hrss callback body is not a BusinessReply") from exc

@@ -124,12 +124,13 @@ class MedicalAdapter(DepartmentAdapter):
         return self._outcome(await self._call(self._envelope(_QUERY, request, data)))
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
-        verify_signed_callback(headers, body, secret=self.ctx.settings.callback_secret, department="medical",
-                               timestamp_header="X-Fsi-Timestamp", signature_header="X-Fsi-Signature")
         try:
             payload = json.loads(body)
             payload["infcode"] = int(payload.get("infcode", 0))
             request_id = str(payload["output"]["ext_biz_no"])
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidCallback("medical callback body is not its envelope") from exc
+        verify_signed_callback(headers, body, adapter=self.ctx.name, request_id=request_id,
+                               secret=self.ctx.settings.callback_secret, department="medical",
+                               timestamp_header="X-Fsi-Timestamp", signature_header="X-Fsi-Signature")
         return CallbackEvent(request_id=request_id, outcome=self._outcome(payload))

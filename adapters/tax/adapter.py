@@ -187,12 +187,13 @@ class TaxAdapter(DepartmentAdapter):
         return self._outcome(await self._call(self._envelope(QUERY, request, body)))
 
     def parse_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
-        verify_signed_callback(headers, body, secret=self.ctx.settings.callback_secret, department="tax",
-                               timestamp_header="X-Gt3-Timestamp", signature_header="X-Gt3-Signature")
         try:
             payload = json.loads(body)
             str(payload["head"]["rtnCode"])
             request_id = str(payload["body"]["ywlsh"])
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidCallback("tax callback body is not its envelope") from exc
+        verify_signed_callback(headers, body, adapter=self.ctx.name, request_id=request_id,
+                               secret=self.ctx.settings.callback_secret, department="tax",
+                               timestamp_header="X-Gt3-Timestamp", signature_header="X-Gt3-Signature")
         return CallbackEvent(request_id=request_id, outcome=self._outcome(payload))

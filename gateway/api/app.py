@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,18 +13,22 @@ import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.api.errors import ApiError, ErrorItem, not_found, unauthorized
+from gateway.api.limits import BodyLimit, check_json_shape
 from gateway.bootstrap import Services, build_services
-from gateway.observability.metrics import API_LATENCY, API_REQUESTS, CALLBACKS
+from gateway.observability.metrics import API_LATENCY, API_REQUESTS, CALLBACKS, LINKS_REFUSED
 from gateway.orchestration.intake import overdue_cases, read_case, submit_case
 from gateway.profiles.catalogue import catalogue, catalogue_index
-from gateway.sdk import DepartmentAdapter, InvalidCallback
+from gateway.sdk import CALLBACK_MAX_AGE_S, DepartmentAdapter, InvalidCallback
 from gateway.security.applicant_identity import ApplicantAssertion
 from gateway.security.callers import Caller
-from gateway.security.links import InvalidLink
+from gateway.security.links import InvalidLink, redirect_allowed, redirect_hosts
 from gateway.settings import Settings
+from gateway.store import keys
 
 log = structlog.get_logger("gateway.api")
 
@@ -48,13 +53,19 @@ def create_app(settings: Settings, redis_url: str,
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
-    @app.exception_handler(RedisError)
-    async def store_unavailable(_: Request, exc: RedisError) -> JSONResponse:
-        """Redis down, restarting or failing over: the caller retries (case creation with the same key)."""
-        log.warning("request refused: Redis unavailable", error=type(exc).__name__)
-        error = ApiError(503, ErrorItem("store.unavailable", "", "存储暂不可用，请稍后重试",
-                                        "the store is unavailable: retry later"), headers={"Retry-After": "1"})
-        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+    app.add_middleware(BodyLimit, case_bytes=settings.max_case_body_bytes,
+                       other_bytes=settings.max_callback_body_bytes)
+
+    async def store_busy(request: Request, exc: Exception) -> JSONResponse:
+        """No free Redis connection within GATEWAY_REDIS_POOL_TIMEOUT_S (or Redis unreachable): shed the request
+        with a 503 the caller can retry, instead of a 500."""
+        log.warning("request shed: Redis busy or unreachable", error=type(exc).__name__, path=request.url.path)
+        return await api_error(request, ApiError(
+            503, ErrorItem("service.busy", "", "服务繁忙，请稍后重试", "the service is busy, retry later"),
+            headers={"Retry-After": "1"}))
+
+    for redis_unavailable in (RedisConnectionError, RedisTimeoutError):  # MaxConnectionsError is a ConnectionError
+        app.add_exception_handler(redis_unavailable, store_busy)
 
     @app.middleware("http")
     async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -74,18 +85,25 @@ def create_app(settings: Settings, redis_url: str,
         return services
 
     async def caller_of(request: Request) -> Caller:
+        """Headers first, then the (bounded) body, then the HMAC, the nonce and the caller's rate."""
         services = svc(request)
         assert services.authenticator is not None
-        path = request.scope.get("raw_path", request.url.path.encode()).decode()
+        signed = services.authenticator.check_headers({k.lower(): v for k, v in request.headers.items()})
+        path = request.scope.get("raw_path", request.url.path.encode()).decode("utf-8", "replace")
         if request.url.query:
             path += "?" + request.url.query
-        headers = {k.lower(): v for k, v in request.headers.items()}
-        return await services.authenticator.authenticate(request.method, path, headers, await request.body())
+        await services.authenticator.verify(signed, request.method, path, await request.body())
+        await services.quotas.admit(signed.caller)
+        request.state.operator = signed.operator
+        return signed.caller
 
     def assertion_of(request: Request) -> ApplicantAssertion | None:
         token = request.headers.get("x-applicant-assertion", "").strip()
         if not token:
             return None
+        if not token.isascii() or len(token) > 8192:  # a JWT is ASCII and far shorter
+            raise unauthorized("applicant.assertion.malformed", "申请人身份凭证格式错误",
+                               "applicant assertion is not a JWT", "X-Applicant-Assertion")
         identity = svc(request).identity
         assert identity is not None
         return identity.verify(token)
@@ -96,11 +114,16 @@ def create_app(settings: Settings, redis_url: str,
         assertion = assertion_of(request)
         try:
             body = json.loads(await request.body() or b"null")
+        except RecursionError as exc:
+            raise ApiError(422, ErrorItem("body.too_deep", "", "请求体嵌套层数过多", "the body is nested too deep")
+                           ) from exc
         except ValueError as exc:
             raise ApiError(422, ErrorItem("body.invalid", "", "请求体不是合法的 JSON", "the body is not valid JSON")
                            ) from exc
+        check_json_shape(body, settings.max_json_depth, settings.max_json_list_items)
         accepted = await submit_case(svc(request), caller, request.headers.get("idempotency-key", "").strip(), body,
-                                     assertion)
+                                     assertion, operator=request.state.operator,
+                                     nonce=request.headers.get("x-nonce", ""))
         case_id = accepted.view["id"]
         return JSONResponse(accepted.view, status_code=202 if accepted.created else 200,
                             headers={"Location": f"/v1/cases/{case_id}"})
@@ -158,7 +181,20 @@ def create_app(settings: Settings, redis_url: str,
         if case is None or task is None or task.adapter != adapter_name:
             CALLBACKS.labels(adapter_name, "unknown_request").inc()
             raise not_found("request")
-        result = await services.engine.apply_outcome(case, task, adapter, event.outcome)
+        # A replay inside the signature window, or an answer already applied, is acknowledged and changes nothing.
+        seen = keys.callback_seen(adapter_name, hashlib.sha256(body).hexdigest())
+        if (task.native_status == event.outcome.native_status
+                or not await services.redis.set(seen, "1", nx=True, ex=2 * int(CALLBACK_MAX_AGE_S))):
+            CALLBACKS.labels(adapter_name, "duplicate").inc()
+            return {"result": "duplicate"}
+        try:
+            # On the audit chain: departments send no callback id of their own, so the digest of what they sent.
+            result = await services.engine.apply_outcome(case, task, adapter, event.outcome,
+                                                         callback_id="sha256:" + hashlib.sha256(body).hexdigest())
+        except BaseException:
+            await services.redis.delete(seen)  # not applied: the department's retry must get through
+            raise
+        # "stale": the state machine refused to move the task backwards (counted as an illegal transition).
         outcome = ("ignored" if result is None else "applied" if result.moved else
                    "duplicate" if result.repeated else "stale")
         CALLBACKS.labels(adapter_name, outcome).inc()
@@ -166,16 +202,25 @@ def create_app(settings: Settings, redis_url: str,
 
     @app.get("/h5/{token}")
     async def h5_link(token: str, request: Request) -> Response:
-        """The applicant's browser comes back with a signed link: verify it, then hand over to the department."""
+        """The applicant's browser comes back with an SMS link: look it up, spend it, hand over to the department."""
         services = svc(request)
         try:
-            target = services.links.verify(token)
+            if not token.isascii() or len(token) > 2048:  # never handed to a parser or Redis as it came
+                raise InvalidLink("link.malformed", "link token is not a link token")
+            target = await services.links.look_up(token)
+            task = await services.store.get_task(target.case_id, target.matter)
+            url = (task.data.get("department_links") or {}).get(target.step) if task else None
+            if task is None or not url:
+                raise ApiError(404, ErrorItem("link.unknown_step", "token", "链接对应的办理步骤不存在", "no such step"))
+            # Checked again at redirect time: the allow-list may have shrunk since the answer was stored.
+            if not redirect_allowed(url, redirect_hosts(services.settings.adapter(task.adapter)),
+                                    development=services.settings.env == "development"):
+                LINKS_REFUSED.labels(task.adapter).inc()
+                raise ApiError(403, ErrorItem("link.redirect_refused", "token", "该办理页面不在部门允许的地址内",
+                                              "the department page is not on the adapter's redirect allow-list"))
+            await services.links.consume(token, target)
         except InvalidLink as exc:
-            raise ApiError(403, ErrorItem(exc.code, "token", "链接无效或已过期", str(exc))) from exc
-        task = await services.store.get_task(target.case_id, target.matter)
-        url = (task.data.get("department_links") or {}).get(target.step) if task else None
-        if not url:
-            raise ApiError(404, ErrorItem("link.unknown_step", "token", "链接对应的办理步骤不存在", "no such step"))
+            raise ApiError(403, ErrorItem(exc.code, "token", "链接无效、已使用或已过期", str(exc))) from exc
         return RedirectResponse(url, status_code=302)
 
     @app.get("/healthz")

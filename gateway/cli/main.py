@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -99,7 +100,7 @@ def _with_connection(work: Callable[[Settings, StrRedis], Awaitable[T]]) -> T:
     settings = _settings()
 
     async def run() -> T:
-        redis = connect(url, settings.redis_ca_file)
+        redis = connect(url, settings)
         try:
             return await work(settings, redis)
         finally:
@@ -140,6 +141,9 @@ def mocks(only: list[str] = typer.Option(None, "--only", help="serve just these 
     settings = _settings()
     ports = {name: port for name, port in settings.mock_ports.items() if not only or name in only}
     typer.echo("mocks: " + ", ".join(f"{n}=http://{settings.mock_host}:{p}" for n, p in ports.items()))
+    # Each mock department signs its callbacks with the key its adapter checks: given, or generated under var/.
+    for name in ports.keys() - {"sms"}:
+        os.environ.setdefault(f"MOCK_{name.upper()}_CALLBACK_SECRET", settings.adapter(name).callback_secret)
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -154,12 +158,11 @@ def up(port: int = typer.Option(8080, help="API port")) -> None:
     """API, worker, embedded Redis and the mock departments together: a gateway ready to take a case."""
     from gateway.security.applicant_identity import write_demo_identity
     from gateway.security.callers import write_demo_callers
-    from gateway.security.secrets import stored_secret
+    from gateway.security.secrets import private_folder, stored_secret
     from mocks.serving import free_port
 
     settings = _settings(api_port=port)
-    var = settings.var_dir
-    var.mkdir(parents=True, exist_ok=True)
+    var = private_folder(settings.var_dir)  # cases (embedded Redis), secrets, the demo caller: the owner's alone
     children: list[subprocess.Popen[bytes]] = []
     # Children stop before the embedded Redis they use.
     with _redis(settings) as url:
@@ -228,18 +231,27 @@ def _wait_for_ports(ports: list[int], process: subprocess.Popen[bytes], timeout_
 
 
 @profiles_app.command("check")
-def profiles_check(file: Path) -> None:
+def profiles_check(
+    file: Path,
+    strict: bool = typer.Option(False, "--strict", help="List the placeholders (values the seeds do not give) and "
+                                "fail when there are any: the production gate."),
+) -> None:
     """Validate a profile file; every problem with where it is."""
     from gateway.departments.registry import discover
-    from gateway.profiles.check import check_profile_file
+    from gateway.profiles.check import check_profile_file, placeholder_lines
 
     known = {name: set(found.cls.operations) for name, found in discover().items()}
-    problems = check_profile_file(file, known_operations=known)
-    for problem in problems:
+    result = check_profile_file(file, known_operations=known)
+    for problem in result.problems:
         typer.echo(problem)
-    if problems:
+    if result.problems:
         raise typer.Exit(1)
-    typer.echo(f"{file}: ok")
+    if strict and result.placeholders:
+        for line in placeholder_lines(file, result.placeholders):
+            typer.echo(line)
+        raise typer.Exit(1)
+    count = len(result.placeholders)
+    typer.echo(f"{file}: ok" + (f" ({count} placeholders; --strict lists them)" if count else ""))
 
 
 @adapters_app.command("list")
@@ -288,13 +300,16 @@ app.add_typer(outbox_app, name="outbox")
 @outbox_app.command("replay")
 def outbox_replay() -> None:
     """Put parked events back on the outbox: delivered again, each once per channel, with a fresh back-off."""
+    from gateway.bootstrap import pii_cipher
+    from gateway.notifications.outbox import open_event
     from gateway.store import keys
 
-    async def replay(_: Settings, redis: StrRedis) -> int:
+    async def replay(settings: Settings, redis: StrRedis) -> int:
+        events = pii_cipher(settings).for_purpose("events")
         replayed = 0
         while (raw := await redis.lpop(keys.OUTBOX_DEAD)) is not None:
             fields = json.loads(raw)
-            event_id = json.loads(fields["event"])["event_id"]
+            event_id = open_event(events, fields)["event_id"]
             await redis.delete(keys.outbox_retry(event_id))
             await redis.xadd(keys.OUTBOX_STREAM, fields)
             replayed += 1
@@ -306,11 +321,13 @@ def outbox_replay() -> None:
 
 @audit_app.command("verify")
 def audit_verify(case_id: str) -> None:
-    """Recompute a case's audit chain; exit 1 if any entry was altered, removed or reordered."""
+    """Recompute a case's keyed audit chain; exit 1 if any entry was altered, removed or reordered."""
+    from gateway.bootstrap import audit_signer, pii_cipher
     from gateway.security.audit import AuditChain, AuditReport
 
     async def verify(settings: Settings, redis: StrRedis) -> AuditReport:
-        return await AuditChain(redis, settings.audit_hash).verify(case_id)
+        chain = AuditChain(redis, audit_signer(settings), pii_cipher(settings).for_purpose("events"))
+        return await chain.verify(case_id)
 
     report = _with_connection(verify)
     for problem in report.problems:
@@ -319,6 +336,30 @@ def audit_verify(case_id: str) -> None:
                f"{'intact' if report.intact else 'BROKEN'}")
     if not report.intact or not report.entries:
         raise typer.Exit(1)
+
+
+keys_app = typer.Typer(help="The PII keyring", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("rotate")
+def keys_rotate(batch: int = typer.Option(500, help="keys per SCAN batch")) -> None:
+    """Re-seal every sealed value under the current PII key (GATEWAY_PII_KEY_ID), next to the running gateway.
+
+    Give every gateway process the new keyring first; keep the old key in it until a run reports nothing left.
+    """
+    from gateway.bootstrap import pii_cipher
+    from gateway.store.rekey import KeyRotation, RotationCounts
+
+    async def rotate(settings: Settings, redis: StrRedis) -> tuple[str, RotationCounts]:
+        cipher = pii_cipher(settings)
+        return cipher.current, await KeyRotation(redis, cipher, batch).run()
+
+    current, counts = _with_connection(rotate)
+    typer.echo(f"key {current}: re-sealed {counts.resealed}, already current {counts.current}, "
+               f"rewritten meanwhile {counts.changed_meanwhile}, outbox events waiting {counts.outbox_waiting}")
+    if counts.changed_meanwhile or counts.outbox_waiting:
+        typer.echo("run again once the outbox has drained to reach the values changed meanwhile")
 
 
 @dlq_app.command("list")
@@ -363,6 +404,7 @@ def dlq_replay(task: str = typer.Option(None, "--task", help="CASE_ID:MATTER"),
                 case = await services.store.get_case(case_id)
                 if case is not None:  # open again: back on the overdue watch
                     await services.redis.zadd(keys.OPEN_CASES, {case_id: deadline_score(case.deadline)})
+                    await services.redis.zadd(keys.caller_open_cases(case.caller), {case_id: time.time()})
                 replayed += 1
             await services.queue.forget_dead_letter(case_id, matter)
         return replayed

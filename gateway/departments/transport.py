@@ -25,21 +25,42 @@ def signed_message(method: str, path: str, timestamp: str, body: bytes) -> bytes
     return f"{method.upper()}\n{path}\n{timestamp}\n{hashlib.sha256(body).hexdigest()}".encode()
 
 
+def sm2_public_key(private_key_hex: str) -> str:
+    """The SM2 public key (hex x || y) a department needs to verify our signatures."""
+    from gmssl import sm2
+
+    return str(sm2.CryptSM2(private_key=private_key_hex, public_key="")._kg(int(private_key_hex, 16),
+                                                                          sm2.default_ecc_table["g"]))
+
+
 class GatewaySignature(httpx.Auth):
-    """Signs every request to a department with the adapter's secret (hex HMAC-SHA256), as agreed at onboarding."""
+    """Signs every request to a department as agreed at onboarding: hex HMAC-SHA256 with the adapter's secret, or
+    an SM2 signature with SM3 (GB/T 32918, hex r || s) with our private key where the department asks for it."""
 
     requires_request_body = True
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, algorithm: str = "hmac-sha256") -> None:
         self._secret = secret.encode()
+        self._sm2 = None
+        if algorithm == "sm2":
+            from gmssl import sm2  # pure Python (cryptography has no SM2): loaded only where a department asks
+
+            self._sm2 = sm2.CryptSM2(private_key=secret, public_key=sm2_public_key(secret))
+
+    def sign(self, message: bytes) -> str:
+        if self._sm2 is None:
+            return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+        from gmssl import func
+
+        return str(self._sm2.sign_with_sm3(message, func.random_hex(self._sm2.para_len)))
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         timestamp = str(int(time.time()))
         parts = urlsplit(str(request.url))
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        message = signed_message(request.method, path, timestamp, request.content)
         request.headers[TIMESTAMP_HEADER] = timestamp
-        request.headers[SIGNATURE_HEADER] = hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+        request.headers[SIGNATURE_HEADER] = self.sign(signed_message(request.method, path, timestamp,
+                                                                     request.content))
         yield request
 
 
@@ -64,5 +85,6 @@ def department_client(settings: AdapterSettings) -> httpx.AsyncClient:
         timeout=httpx.Timeout(settings.timeout_s, connect=2.0),
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
         verify=tls_context(settings),
-        auth=GatewaySignature(settings.signing_secret) if settings.signing_secret else None,
+        auth=GatewaySignature(settings.signing_secret, settings.signing_algorithm) if settings.signing_secret
+        else None,
     )

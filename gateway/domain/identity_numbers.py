@@ -1,4 +1,5 @@
-"""Resident ID numbers (GB 11643-1999) and HK/Macau/Taiwan residence permits, plus age arithmetic.
+"""Identity document numbers: resident ID (GB 11643-1999), HK/Macau/Taiwan residence permits, the foreigner's
+permanent residence ID card, travel permits and passports; plus age arithmetic.
 
 Layout: 6-digit division code, birth date YYYYMMDD, 3-digit sequence (odd = male), check character (MOD 11-2).
 python-stdnum (``stdnum.cn.ric``) is used for the check digit cross-check and the division table, but NOT for
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Literal
@@ -19,10 +21,13 @@ from stdnum import numdb
 from stdnum.cn import ric
 
 __all__ = [
+    "DOCUMENT_PATTERNS",
     "IdNumberError",
     "ResidentIdNumber",
     "age_on",
     "check_character",
+    "parse_document_number",
+    "parse_foreign_permanent_residence",
     "parse_id_number",
 ]
 
@@ -59,6 +64,15 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "applicant.id_number.obsolete_15_digit": (
         "15位身份证号码已停止使用，请提供18位身份证号码",
         "15-digit ID numbers are obsolete; please provide the 18-character number",
+    ),
+    "applicant.id_number.foreign_permanent_residence": (
+        "外国人永久居留身份证号码应为18位（9开头，末位为校验码）或15位（3个字母加12位数字）",
+        "A foreigner's permanent residence ID number has 18 characters (starting with 9, ending with the check "
+        "character) or 15 (3 letters and 12 digits)",
+    ),
+    "applicant.id_number.document_format": (
+        "证件号码格式不正确",
+        "The document number does not have the document's format",
     ),
     "applicant.id_number.permit_prefix": (
         "港澳台居民居住证号码应以810000、820000或830000开头",
@@ -155,6 +169,50 @@ def parse_id_number(
         permit_region=permit_region,
         division_known=_division_known(division),
     )
+
+
+# Formats of documents whose number carries no birth date (the applicant then states birth date and sex).
+DOCUMENT_PATTERNS: dict[str, re.Pattern[str]] = {
+    # 港澳居民来往内地通行证 (H/M + 8 or 10 digits) and 台湾居民来往大陆通行证 (8 digits, older ones 10).
+    "hmt_travel_permit": re.compile(r"^([HM]\d{8}(\d{2})?|\d{8}(\d{2})?)$"),
+    "passport": re.compile(r"^[A-Z0-9]{5,17}$"),
+    "other": re.compile(r"^[A-Z0-9()\-]{2,30}$"),
+}
+_OLD_FOREIGN_PR = re.compile(r"^[A-Z]{3}\d{12}$")
+
+
+def parse_foreign_permanent_residence(
+    raw: str, *, today: datetime.date | None = None
+) -> tuple[str, datetime.date | None]:
+    """(normalised number, birth date or None) of a 外国人永久居留身份证.
+
+    2023 format: ``9`` + province (2) + nationality (3, numeric) + birth date (8) + sequence (3) + GB 11643 MOD 11-2
+    check character. The older 15-character format (3 letters, 12 digits) is accepted; its birth date is the
+    applicant's statement.
+    """
+    number = _normalise(raw)
+    if _OLD_FOREIGN_PR.match(number):
+        return number, None
+    first17 = number[:17]
+    if len(number) != 18 or number[0] != "9" or not set(first17) <= _ASCII_DIGITS:
+        raise IdNumberError("applicant.id_number.foreign_permanent_residence")
+    if number[17] != check_character(first17):
+        raise IdNumberError("applicant.id_number.checksum")
+    try:
+        birth = datetime.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError as exc:
+        raise IdNumberError("applicant.id_number.birth_date") from exc
+    if birth < _EARLIEST_BIRTH or birth > (today or datetime.date.today()):
+        raise IdNumberError("applicant.id_number.birth_date")
+    return number, birth
+
+
+def parse_document_number(raw: str, id_type: str) -> str:
+    """The normalised number of a document without an embedded birth date; raises IdNumberError."""
+    number = _normalise(raw)
+    if not DOCUMENT_PATTERNS[id_type].match(number):
+        raise IdNumberError("applicant.id_number.document_format")
+    return number
 
 
 def _anniversary_day(year: int, month: int, day: int) -> int:

@@ -37,6 +37,15 @@ _PROGRESS: tuple[TaskStatus, ...] = (
 )
 
 
+# The only moves against the progress order, each driven by a department answer and documented here. Every other
+# backwards answer (completed -> anything, in_review -> accepted, awaiting_payment -> submitted, ...) is refused by
+# the store and counted (gateway_illegal_transitions_total).
+DEPARTMENT_BACK_STEPS: frozenset[tuple[TaskStatus, TaskStatus]] = frozenset({
+    # The applicant did the step (photo uploaded, say) and the department works on: card production is a review.
+    (TaskStatus.AWAITING_PAYMENT, TaskStatus.IN_REVIEW),
+})
+
+
 def _build_transitions() -> dict[TaskStatus, frozenset[TaskStatus]]:
     allowed: dict[TaskStatus, set[TaskStatus]] = {s: set() for s in TaskStatus}
     allowed[TaskStatus.PENDING] |= {TaskStatus.QUEUED, TaskStatus.SKIPPED, TaskStatus.CANCELLED}
@@ -45,8 +54,8 @@ def _build_transitions() -> dict[TaskStatus, frozenset[TaskStatus]]:
         allowed[status] |= {TaskStatus.REJECTED, TaskStatus.FAILED, TaskStatus.CANCELLED}
         if status is not TaskStatus.QUEUED:
             allowed[status].add(TaskStatus.UNKNOWN_NATIVE_STATUS)
-    # The applicant did the step (photo uploaded, say) and the department works on: card production is a review.
-    allowed[TaskStatus.AWAITING_PAYMENT].add(TaskStatus.IN_REVIEW)
+    for source, target in DEPARTMENT_BACK_STEPS:
+        allowed[source].add(target)
     # A later known answer (or ops) resolves an unknown code.
     allowed[TaskStatus.UNKNOWN_NATIVE_STATUS] |= set(_PROGRESS[1:]) | {
         TaskStatus.REJECTED,

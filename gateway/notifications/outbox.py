@@ -1,6 +1,8 @@
 """The outbox: every event is delivered to the platform's webhook, applicant-facing ones also by SMS.
 
-Events are written to the outbox stream in the same atomic step as the change they describe. Delivery is at least
+Events are written to the outbox stream (sealed: they may quote a department's reason) and chained onto the case's
+audit chain in the same atomic step as the change they describe; the outbox only delivers, opening each event for
+its receivers. Delivery is at least
 once, each event with a stable `event_id` and a per-case `seq`; a channel that acknowledged an event is marked so
 that a retry for the other channel never sends it twice.
 """
@@ -8,9 +10,9 @@ that a retry for the other channel never sends it twice.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
+import functools
 import json
+import re
 import time
 from typing import Any
 
@@ -19,7 +21,9 @@ import structlog
 
 from gateway.bootstrap import Services
 from gateway.observability.metrics import OUTBOX
-from gateway.security.audit import AuditChain
+from gateway.security import signing
+from gateway.security.audit import event_associated
+from gateway.security.pii import PiiCipher, is_sealed
 from gateway.store import keys
 from gateway.store.consumer import ConsumerLoop, Entry, StreamConsumer
 
@@ -28,6 +32,31 @@ log = structlog.get_logger("gateway.outbox")
 _SMS_STATUSES = {"completed": "已办结", "rejected": "未通过", "skipped": "未办理（前置事项未办结）",
                  "awaiting_payment": "待您办理"}
 _STEP_NAMES = {"payment": "缴费", "deposit": "缴存", "photo": "上传社保卡照片"}
+
+
+def open_event(events: PiiCipher, fields: dict[str, str]) -> dict[str, Any]:
+    """The event of an outbox entry, with its seq."""
+    seq = int(fields.get("seq", 0))
+    raw = fields["event"]
+    event: dict[str, Any] = (events.open_json(raw, event_associated(fields["case_id"], seq)) if is_sealed(raw)
+                             else json.loads(raw))  # queued before events were sealed
+    event["seq"] = seq
+    return event
+
+
+QUOTED_REASON_MAX = 60
+# Anything a reader could follow or call: links, bare domains, e-mail addresses, runs of 5+ digits (phone numbers).
+_FOLLOWABLE = re.compile(r"(?i)(?:[a-z][a-z0-9+.-]*://|www\.)\S*|\S+@\S+|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:cn|com|net|org"
+                         r"|gov|top|xyz|io|cc|me|info)\b\S*|\d[\d\s-]{3,}\d")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+
+
+def quoted_reason(text: str) -> str:
+    """A department's text as the official SMS may quote it: no control characters, nothing to follow or call,
+    at most QUOTED_REASON_MAX characters. The department cannot make the gateway's SMS carry its own link."""
+    cleaned = _FOLLOWABLE.sub("", _CONTROL.sub(" ", text))
+    cleaned = " ".join(cleaned.split()).strip(" ，。,.;；:：")
+    return cleaned if len(cleaned) <= QUOTED_REASON_MAX else cleaned[: QUOTED_REASON_MAX - 1] + "…"
 
 
 def sms_text(event: dict[str, Any], matter_name: str | None = None) -> str | None:
@@ -40,8 +69,9 @@ def sms_text(event: dict[str, Any], matter_name: str | None = None) -> str | Non
     if status not in _SMS_STATUSES:
         return None
     text = f"【灵活就业一件事】您申请的事项（{matter_name or event.get('matter', '')}）{_SMS_STATUSES[status]}。"
-    if status == "rejected" and event.get("reason"):
-        text += f"原因：{event['reason']}。"
+    reason = quoted_reason(str(event.get("reason") or "")) if status == "rejected" else ""
+    if reason:
+        text += f"原因：{reason}。"
     for step, url in (event.get("links") or {}).items():
         text += f"请点击链接完成{_STEP_NAMES.get(step, step)}：{url} "
     return text.strip()
@@ -56,7 +86,7 @@ class OutboxDispatcher:
         self.webhook_url = settings.webhook_url
         self.webhook_secret = settings.webhook_secret
         self.sms_url = settings.sms_url
-        self.audit = AuditChain(services.redis, settings.audit_hash)
+        self.events = services.store.events
 
     async def run(self, stop: asyncio.Event) -> None:
         """Cases in parallel, so one slow receiver call does not hold every applicant's SMS behind it; each case's
@@ -76,16 +106,13 @@ class OutboxDispatcher:
         """Deliver one event when its back-off allows. True when it is done with (delivered on every channel, or
         parked): the loop then acknowledges it; False leaves it pending until its next try."""
         redis = self.services.redis
-        event = json.loads(fields["event"])
+        event = open_event(self.events, fields)
         event_id = event["event_id"]
-        # Chained before it is delivered, so whatever the receivers do, the case's history is on record.
-        if not await self.audit.append(event, int(fields.get("seq", 0))):
-            return False
         retry_key = keys.outbox_retry(event_id)
         next_at = await redis.hget(retry_key, "next_at")
         if next_at and float(next_at) > time.time():
             return False
-        if await self.deliver(fields):
+        if await self.deliver(event):
             await redis.delete(retry_key)
             return True
         attempts = int(await redis.hincrby(retry_key, "attempts", 1))
@@ -105,12 +132,11 @@ class OutboxDispatcher:
         await self.services.redis.rpush(keys.OUTBOX_DEAD, json.dumps(entry[1], ensure_ascii=False))
         OUTBOX.labels("any", "dead_lettered").inc()
 
-    async def deliver(self, fields: dict[str, str]) -> bool:
-        event = json.loads(fields["event"])
-        event["seq"] = int(fields.get("seq", 0))
+    async def deliver(self, event: dict[str, Any]) -> bool:
         delivered = True
-        if self.webhook_url:
-            delivered &= await self._once(event, "webhook", self._webhook)
+        webhook = await self._webhook_of(event["case_id"])
+        if webhook is not None:
+            delivered &= await self._once(event, "webhook", functools.partial(self._webhook, *webhook))
         if self.sms_url and sms_text(event) is not None:
             delivered &= await self._once(event, "sms", self._sms)
         return delivered
@@ -129,13 +155,18 @@ class OutboxDispatcher:
             await self.services.redis.set(marker, "1", ex=7 * 24 * 3600)
         return ok
 
-    async def _webhook(self, event: dict[str, Any]) -> bool:
-        assert self.webhook_url
+    async def _webhook_of(self, case_id: str) -> tuple[str, str] | None:
+        """The case's caller's own webhook when it has one, else the gateway's (None: not delivered)."""
+        caller = self.services.callers.get(await self.services.redis.hget(keys.case(case_id), "caller") or "")
+        if caller is not None and caller.webhook_url and caller.webhook_secret:
+            return caller.webhook_url, caller.webhook_secret
+        return (self.webhook_url, self.webhook_secret) if self.webhook_url else None
+
+    async def _webhook(self, url: str, secret: str, event: dict[str, Any]) -> bool:
         body = json.dumps(event, ensure_ascii=False).encode()
         timestamp = str(int(time.time()))
-        signature = hmac.new(self.webhook_secret.encode(), timestamp.encode() + b"\n" + body,
-                             hashlib.sha256).hexdigest()
-        response = await self.http.post(self.webhook_url, content=body, headers={
+        signature = signing.hmac_hex(secret, signing.webhook(timestamp, body))
+        response = await self.http.post(url, content=body, headers={
             "Content-Type": "application/json", "X-Gateway-Event-Id": event["event_id"],
             "X-Gateway-Timestamp": timestamp, "X-Gateway-Signature": signature})
         return response.is_success

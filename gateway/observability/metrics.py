@@ -20,6 +20,8 @@ UNKNOWN_NATIVE = Counter("gateway_unknown_native_status_total", "Department code
 DEAD_LETTERED = Counter("gateway_tasks_dead_lettered_total", "Tasks failed after exhausting retries", ["adapter"])
 RETRIES = Counter("gateway_department_retries_total", "Retried department calls", ["adapter"])
 CALLBACKS = Counter("gateway_callbacks_total", "Department callbacks", ["adapter", "result"])
+LINKS_REFUSED = Counter("gateway_department_links_refused_total",
+                        "Department H5 links refused: host off the adapter's allow-list or not https", ["adapter"])
 OUTBOX = Counter("gateway_outbox_deliveries_total", "Outbox deliveries", ["channel", "result"])
 BREAKER_OPEN = Gauge("gateway_breaker_open", "1 while a department's circuit breaker is open", ["adapter"])
 BREAKER_DEFERRED = Counter("gateway_breaker_deferred_total", "Tasks deferred while a breaker was open", ["adapter"])

@@ -2,7 +2,7 @@
 
 One message of the task stream is one step: `documents` (retrieve the applicant's e-licenses, then release the
 case's ready tasks), `submit` or `poll` for one task. Every step is safe to run twice — the store's state machine
-refuses stale moves and departments de-duplicate by the deterministic request id — because a reclaimed message
+refuses stale moves and departments de-duplicate by the request id stored with the task — because a reclaimed message
 from a dead worker will run again.
 """
 
@@ -25,6 +25,7 @@ from gateway.observability.metrics import (
     DEPARTMENT_CALLS,
     DEPARTMENT_LATENCY,
     ILLEGAL_TRANSITIONS,
+    LINKS_REFUSED,
     RETRIES,
     TASK_TRANSITIONS,
     UNKNOWN_NATIVE,
@@ -37,9 +38,9 @@ from gateway.sdk import (
     ELicenseSource,
     NativeOutcome,
     TechnicalFault,
-    request_id_for,
+    new_request_id,
 )
-from gateway.security.links import LinkSigner
+from gateway.security.links import LinkStore, redirect_allowed, redirect_hosts
 from gateway.settings import Settings
 from gateway.store import keys
 from gateway.store.cases import CaseRecord, CaseStore, TaskRecord, TransitionResult, now_iso
@@ -63,7 +64,7 @@ class BreakerOpen(Exception):
 
 class Engine:
     def __init__(self, *, settings: Settings, store: CaseStore, queue: TaskQueue, adapters: AdapterManager,
-                 profiles: ProfileRegistry, links: LinkSigner, breakers: CircuitBreakers) -> None:
+                 profiles: ProfileRegistry, links: LinkStore, breakers: CircuitBreakers) -> None:
         self.settings = settings
         self.store = store
         self.queue = queue
@@ -176,7 +177,8 @@ class Engine:
 
     # ---- answers ----------------------------------------------------------------------------------------------
     async def apply_outcome(self, case: CaseRecord, task: TaskRecord, adapter: DepartmentAdapter,
-                            outcome: NativeOutcome, *, from_poll: bool = False) -> TransitionResult | None:
+                            outcome: NativeOutcome, *, from_poll: bool = False,
+                            callback_id: str | None = None) -> TransitionResult | None:
         """Map a department answer (reply, poll or callback) to the unified status and move the task.
 
         A task that moved into a waiting state starts a poll chain; a poll that found nothing new continues its
@@ -200,19 +202,16 @@ class Engine:
         data.update({k: v for k, v in outcome.data.items() if v is not None})
         links = dict(task.links)
         if outcome.links:
-            department_links = dict(data.get("department_links", {}))
-            for step, url in outcome.links.items():
-                department_links[step] = url
-                links[step] = self.links.url(case.id, task.matter, step)
-            data["department_links"] = department_links
+            await self._take_links(case, task, outcome.links, links, data)
         fields: dict[str, Any] = {"native_status": outcome.native_status, "data": data, "links": links,
                                   "reason": reason, "reference": outcome.reference}
+        event = {"native_status": outcome.native_status, "reason": reason, "links": links}
+        if callback_id:
+            event["callback_id"] = callback_id
         still_waiting = target in _WAITING_ON_DEPARTMENT and adapter.supports_polling
         # A move into a waiting state carries its first poll, so a crash right after cannot leave it unwatched.
         first_poll = ("poll", self._poll_delay(task.polls + 1)) if still_waiting and task.polls < _MAX_POLLS else None
-        result = await self._move(case, task, target, fields, event={"native_status": outcome.native_status,
-                                                                     "reason": reason, "links": links},
-                                  then=first_poll)
+        result = await self._move(case, task, target, fields, event=event, then=first_poll)
         if result.repeated:
             await self.store.update_task(case.id, task.matter, {"native_status": outcome.native_status,
                                                                 "data": data, "links": links})
@@ -220,13 +219,40 @@ class Engine:
             await self.store.increment_task(case.id, task.matter, "polls")
         elif still_waiting and from_poll and result.repeated:
             await self._schedule_poll(case.id, task)
+        if result.moved and target in TERMINAL:
+            await self.links.revoke_task(case.id, task.matter)  # nothing is left to pay or upload
         if (result.moved or result.repeated) and target in TERMINAL:  # repeated: after a crash, redelivered
             await self.after_terminal(case.id)
         return result
 
+    async def _take_links(self, case: CaseRecord, task: TaskRecord, department_links: dict[str, str],
+                          links: dict[str, str], data: dict[str, Any]) -> None:
+        """Keep each department H5 page on the adapter's allow-list behind a new gateway link (once per page).
+
+        A page off the list is not stored: the task data names the refused step, never the URL.
+        """
+        allowed = redirect_hosts(self.settings.adapter(task.adapter))
+        known = dict(data.get("department_links", {}))
+        refused = set(data.get("refused_links", []))
+        for step, url in department_links.items():
+            if not redirect_allowed(url, allowed, development=self.settings.env == "development"):
+                LINKS_REFUSED.labels(task.adapter).inc()
+                log.warning("department link off the allow-list refused", case_id=case.id, matter=task.matter,
+                            adapter=task.adapter, step=step)
+                refused.add(step)
+                continue
+            if known.get(step) != url or step not in links:
+                links[step] = await self.links.issue(case.id, task.matter, step)
+            known[step] = url
+        data["department_links"] = known
+        if refused:
+            data["refused_links"] = sorted(refused)
+
     async def _move(self, case: CaseRecord, task: TaskRecord, target: TaskStatus, fields: dict[str, Any],
                     event: dict[str, Any] | None = None, then: tuple[str, float] | None = None) -> TransitionResult:
-        result = await self.store.transition(case.id, task.matter, target, fields, event=event, then=then)
+        # The department request the change concerns, on the audit chain with the event.
+        result = await self.store.transition(case.id, task.matter, target, fields,
+                                             event={"request_id": task.request_id, **(event or {})}, then=then)
         if result.moved:
             TASK_TRANSITIONS.labels(task.adapter, target.value).inc()
         elif not result.repeated:
@@ -258,7 +284,7 @@ class Engine:
             DEAD_LETTERED.labels(task.adapter).inc()
             await self.queue.dead_letter(case.id, task.matter)
             log.error("task dead-lettered", case_id=case.id, matter=task.matter, adapter=task.adapter,
-                      error=str(exc)[:200])
+                      error=type(exc).__name__)  # the message may quote the department: it is sealed in last_error
 
     # ---- the plan --------------------------------------------------------------------------------------------
     async def after_terminal(self, case_id: str) -> None:
@@ -284,6 +310,7 @@ class Engine:
 
     async def finish_case(self, case: CaseRecord, tasks: list[TaskRecord]) -> None:
         await self.store.redis.zrem(keys.OPEN_CASES, case.id)
+        await self.store.redis.zrem(keys.caller_open_cases(case.caller), case.id)
         profile = self.profiles.get(case.profile)
         if not profile.certificate or case.certificates:
             return
@@ -300,8 +327,11 @@ class Engine:
             log.error("certificate wanted but no e-license adapter", case_id=case.id)
             return
         operation = "issue_certificate"
+        # Chosen once and kept on the case: a retried issue sends the same id, so the system issues once.
+        await self.store.redis.hsetnx(keys.case(case.id), "certificate_request_id", new_request_id())
+        request_id = str(await self.store.redis.hget(keys.case(case.id), "certificate_request_id"))
         request = DepartmentRequest(
-            request_id=request_id_for(case.id, certificate_type, operation), case_id=case.id,
+            request_id=request_id, case_id=case.id,
             matter=certificate_type, operation=operation, profile=case.profile, channel=case.channel,
             region_code=region_code, applicant=case.applicant, section={"certificate_type": certificate_type},
             agent=case.agent, callback_url=f"{self.settings.base_url}/v1/callbacks/{E_LICENSE_ADAPTER}")
@@ -315,7 +345,7 @@ class Engine:
         except (TechnicalFault, BreakerOpen) as exc:
             await self.store.redis.delete(keys.certificate_lock(case.id))
             await self.queue.enqueue(case.id, "", CERTIFICATE, delay_s=self.settings.retry_cap_s)
-            log.warning("certificate issue deferred", case_id=case.id, error=str(exc)[:200])
+            log.warning("certificate issue deferred", case_id=case.id, error=type(exc).__name__)
             return
         certificate = {"type": certificate_type, "identifier": outcome.data.get("identifier"),
                        "issued_at": outcome.data.get("issued_at") or now_iso()}
@@ -372,7 +402,7 @@ class Engine:
             outcome = await self.call_department(adapter, "fetch_identity_documents", fetch, None)
         except (TechnicalFault, BreakerOpen) as exc:
             # The departments can still decide on the applicant's own data; the case is not held hostage.
-            log.warning("e-license retrieval failed", case_id=case.id, error=str(exc)[:200])
+            log.warning("e-license retrieval failed", case_id=case.id, error=type(exc).__name__)
             return {"status": "unavailable"}
         licenses = outcome.data.get("licenses") or []
         if not licenses:

@@ -17,8 +17,9 @@ from gateway.domain.status import TaskStatus, derive_case_status
 from gateway.domain.validation import Application, validate_application
 from gateway.observability.metrics import CASES_CREATED, VALIDATION_REJECTIONS
 from gateway.orchestration.engine import DOCUMENTS, E_LICENSE_ADAPTER
-from gateway.sdk import request_id_for
+from gateway.sdk import new_request_id
 from gateway.security.applicant_identity import ApplicantAssertion
+from gateway.security.caller_quotas import check_case_rights
 from gateway.security.callers import Caller
 from gateway.store import keys
 from gateway.store.cases import CaseRecord, NewTask, TaskRecord, now_iso
@@ -53,6 +54,7 @@ def case_view(case: CaseRecord, tasks: list[TaskRecord]) -> dict[str, Any]:
         "id": case.id,
         "profile": case.profile,
         "channel": case.channel,
+        "operator": case.operator,
         "delivery": case.delivery,
         "status": derive_case_status(t.status for t in tasks).value,
         "created_at": case.created_at,
@@ -98,11 +100,13 @@ def _assertion_problems(application: Application | None, body: Any,
 
 
 async def submit_case(services: Services, caller: Caller, idempotency_key: str, body: Any,
-                      assertion: ApplicantAssertion | None) -> Accepted:
+                      assertion: ApplicantAssertion | None, *, operator: str | None = None,
+                      nonce: str = "") -> Accepted:
     if not idempotency_key or len(idempotency_key) > 200:
         raise ApiError(422, ErrorItem("header.idempotency_key.required", "Idempotency-Key",
                                       "缺少 Idempotency-Key 请求头（不超过200个字符）",
                                       "the Idempotency-Key header is required (at most 200 characters)"))
+    check_case_rights(caller, body)
     digest = request_hash(body)
     existing = await _existing(services, caller, idempotency_key, digest)
     if existing is not None:
@@ -131,20 +135,22 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
         prerequisite = [m for m in (spec.prerequisite.any_of if spec.prerequisite else []) if m in application.matters]
         tasks.append(NewTask(
             matter=code, department=spec.department, adapter=spec.adapter, operation=spec.operation,
-            request_id=request_id_for(case_id, code, spec.operation), prerequisite=prerequisite,
+            request_id=new_request_id(), prerequisite=prerequisite,
             deadline=task_deadline(profile, code, application.channel, today, services.calendar).isoformat(),
             ready=not prerequisite))
     deadline = case_deadline(profile, application.matters, application.channel, today, services.calendar)
-    statutory = (services.calendar.add_working_days(today, profile.statutory_working_days).isoformat()
-                 if profile.statutory_working_days else None)
+    statutory_days = profile.statutory_days(application.matters)  # the profile's formula over this case's matters
+    statutory = services.calendar.add_working_days(today, statutory_days).isoformat() if statutory_days else None
     fetch_documents = (assertion is not None and E_LICENSE_ADAPTER in services.adapters.adapters)
     first = ([{"matter": "", "kind": DOCUMENTS}] if fetch_documents else
              [{"matter": t.matter, "kind": "submit"} for t in tasks if t.ready])
     created_at = now_iso()
+    await services.quotas.open_case(caller, case_id)
     result = await services.store.create(
         caller=caller.app_id, idempotency_key=idempotency_key, request_hash=digest, case_id=case_id,
         case_fields={
             "id": case_id, "caller": caller.app_id, "profile": application.profile, "channel": application.channel,
+            "operator": operator or "",
             "delivery": application.delivery, "created_at": created_at, "deadline": deadline.isoformat(),
             "statutory_deadline": statutory or "", "matters": application.matters,
             "applicant": application.applicant, "agent": application.agent, "sections": application.sections,
@@ -160,7 +166,10 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
         # Kept past exp by more than the verifier's leeway, so the assertion cannot be replayed while it is valid.
         spent_assertion=(keys.assertion_used(assertion.issuer, assertion.jti),
                          assertion.expires_at - int(time.time()) + 60) if assertion else None,
+        nonce=nonce,
     )
+    if not result.created:
+        await services.quotas.not_stored(caller, case_id)
     if result.conflict:
         raise _conflict()
     if result.replayed:

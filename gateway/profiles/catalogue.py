@@ -41,6 +41,10 @@ def _matter(profile: Profile, matter: MatterSpec) -> dict[str, Any]:
         "section_schema": section_schema(profile, matter),
         "materials": [_material(m) for m in matter.materials],
         "time_limits": matter.time_limits.model_dump(),
+        "statutory_working_days": matter.statutory_working_days,
+        "id_types": list(matter.id_types if matter.id_types is not None else profile.applicant_id_types),
+        # 须知 verbatim, with what is time-sensitive as data (cut-off day, 第N个月享受待遇) for the platform to show.
+        "notices": [n.model_dump(mode="json", by_alias=True, exclude_none=True) for n in matter.notices],
     }
 
 
@@ -76,6 +80,8 @@ def _rules(profile: Profile) -> dict[str, Any]:
         "time_limits": {
             "promised_working_days": profile.promised_working_days,
             "statutory_working_days": profile.statutory_working_days,
+            "statutory_formula": profile.statutory_formula,
         },
+        "placeholders": [p.model_dump() for p in profile.placeholders],
         "certificate": profile.certificate,
     }

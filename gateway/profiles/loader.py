@@ -73,9 +73,21 @@ def consistency_problems(profile: Profile, known_operations: Mapping[str, set[st
     if cycle:
         problems.append("prerequisites form a cycle: " + " -> ".join(cycle))
 
-    if "other" in profile.applicant_id_types:
-        problems.append("applicant_id_types: 'other' cannot be accepted: ages and sex come from the ID number")
+    problems.extend(_statutory_problems(profile))
     return problems
+
+
+def _statutory_problems(profile: Profile) -> Iterator[str]:
+    if profile.statutory_formula != "sum_of_matters":
+        return
+    missing = [m.code for m in profile.matters if m.statutory_working_days is None]
+    if missing:
+        yield f"statutory_formula sum_of_matters: matters without statutory_working_days: {', '.join(missing)}"
+    elif profile.statutory_working_days is not None:
+        total = sum(m.statutory_working_days or 0 for m in profile.matters)
+        if total != profile.statutory_working_days:
+            yield (f"statutory_formula sum_of_matters: the matters' statutory_working_days add up to {total}, "
+                   f"not the stated whole-case {profile.statutory_working_days}")
 
 
 def _matter_problems(
@@ -92,6 +104,13 @@ def _matter_problems(
         elif matter.operation not in known_operations[matter.adapter]:
             yield f"operation '{matter.operation}' is not offered by adapter '{matter.adapter}'"
 
+    for id_type in matter.id_types or []:
+        if id_type not in profile.applicant_id_types:
+            yield f"id_types: '{id_type}' is not among the profile's applicant_id_types"
+    for notice in matter.notices:
+        when = notice.cutoff.when if notice.cutoff is not None else None
+        if when is not None and not _path_exists(build_section_schema(profile, matter), when.field):
+            yield f"notice cut-off condition names unknown section field '{when.field}'"
     if matter.prerequisite is not None:
         for code in matter.prerequisite.any_of:
             if not profile.has_matter(code):
@@ -135,7 +154,8 @@ def _matter_problems(
 
 
 def _rule_fields(rule: Any) -> list[str]:
-    return [getattr(rule, name) for name in ("earlier", "later", "field", "first", "second") if hasattr(rule, name)]
+    fields = [getattr(rule, name) for name in ("earlier", "later", "field", "first", "second") if hasattr(rule, name)]
+    return [*fields, rule.when.field] if hasattr(rule, "when") else fields
 
 
 def _path_exists(schema: dict[str, Any], dotted: str) -> bool:

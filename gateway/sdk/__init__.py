@@ -15,15 +15,17 @@ from gateway.sdk.contract import (
     MalformedReply,
     NativeOutcome,
     TechnicalFault,
-    hmac_hex,
-    request_id_for,
-    verify_hmac_hex,
+    new_request_id,
 )
-from gateway.sdk.http import CALLBACK_MAX_AGE_S, post_json, verify_signed_callback
+from gateway.sdk.http import CALLBACK_MAX_AGE_S, REQUEST_ID_HEADER, post_json, verify_signed_callback
 from gateway.sdk.status_table import StatusEntry, StatusTable, StatusTableError
+
+# The SDK's HMAC is the gateway's one signing module.
+from gateway.security.signing import hmac_hex, verify_hmac_hex
 
 __all__ = [
     "CALLBACK_MAX_AGE_S",
+    "REQUEST_ID_HEADER",
     "AdapterContext",
     "AdapterSettings",
     "CallbackEvent",
@@ -43,7 +45,7 @@ __all__ = [
     "TechnicalFault",
     "hmac_hex",
     "post_json",
-    "request_id_for",
+    "new_request_id",
     "verify_hmac_hex",
     "verify_signed_callback",
 ]

@@ -38,7 +38,9 @@ from gateway.sdk.contract import (
     MalformedReply,
     NativeOutcome,
     TechnicalFault,
+    new_request_id,
 )
+from gateway.sdk.http import REQUEST_ID_HEADER
 from gateway.sdk.status_table import StatusTable
 
 CallbackSigner = Callable[[str], tuple[dict[str, str], bytes]]
@@ -55,7 +57,8 @@ CHECKS: dict[str, str] = {
     "query_status": "query_status of each submitted sample answers a native code in the status table",
     "direct_operations": "each operation the core calls directly (not through submit) completes",
     "callback_genuine": "a genuinely signed callback parses to a request id and a native code in the status table",
-    "callback_forged": "a callback signed with another key, or altered after signing, raises InvalidCallback",
+    "callback_forged": "a callback signed with another key, altered after signing, or naming another request id "
+                       "raises InvalidCallback",
     "callback_unsigned": "a callback without its signature raises InvalidCallback",
     "timeout_honoured": "with settings.timeout_s=0.5 a hanging department raises DepartmentTimeout in time",
     "server_error": "a department answering 5xx raises DepartmentUnavailable",
@@ -367,7 +370,11 @@ class _Kit:
         self._refused(adapter, *signer(secrets.token_hex(16)), "a callback signed with another key")
         headers, body = signer(self.secret)
         self._refused(adapter, headers, body + b" ", "a genuinely signed callback whose body changed after signing")
-        return "another key and an altered body are refused"
+        other_request = {key: new_request_id() if key.lower() == REQUEST_ID_HEADER.lower() else value
+                         for key, value in headers.items()}
+        self._refused(adapter, other_request, body, f"a genuinely signed callback whose {REQUEST_ID_HEADER} names "
+                      "another request")
+        return "another key, an altered body and another request id are refused"
 
     async def callback_unsigned(self, adapter: DepartmentAdapter) -> str:
         signer = self.target.callback_sample

@@ -6,8 +6,7 @@ An adapter turns one matter of one case into its department's own protocol and i
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,20 +25,25 @@ class AdapterSettings(BaseModel):
 
     base_url: str = ""
     timeout_s: float = 5.0
-    # The department's key for signing its callbacks to us (shared secret agreed at onboarding).
-    callback_secret: str = "dev-callback-secret"
+    # The department's key for signing its callbacks to us (shared secret agreed at onboarding). Unset: in
+    # development the gateway generates one per department under var/secrets; production refuses to start.
+    callback_secret: str = ""
+    # Hosts the applicant may be sent to from this department's H5 links (https only). Empty: base_url's host.
+    redirect_hosts: list[str] = []
     # Transport to the department: mutual TLS (our client certificate, their CA) and our signature on every request.
     client_cert_file: Path | None = None
     client_key_file: Path | None = None
     ca_bundle_file: Path | None = None  # unset: the system's CAs
     verify: bool = True  # False only for a department's test system with a self-made certificate
     signing_secret: str | None = None  # HMAC-SHA256 key for X-Gateway-Signature; unset: requests go unsigned
+    # `sm2` where the department asks for GB/T 32918 signatures: signing_secret is then our SM2 private key (hex).
+    signing_algorithm: Literal["hmac-sha256", "sm2"] = "hmac-sha256"
     options: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
 class DepartmentRequest:
-    request_id: str  # deterministic per case + matter + operation: a retry can never register twice
+    request_id: str  # random, chosen once and stored with the task: every retry sends the same one
     case_id: str
     matter: str
     operation: str
@@ -136,18 +140,10 @@ class DepartmentAdapter(ABC):
         return response.status_code < 500
 
 
-def request_id_for(case_id: str, matter: str, operation: str) -> str:
-    """Deterministic: the same case, matter and operation always send the same id."""
-    digest = hashlib.sha256(f"{case_id}|{matter}|{operation}".encode()).hexdigest()[:30].upper()
-    return f"GW{digest}"
-
-
-def hmac_hex(secret: str, message: bytes) -> str:
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-
-
-def verify_hmac_hex(secret: str, message: bytes, signature: str) -> bool:
-    return hmac.compare_digest(hmac_hex(secret, message), signature.strip().lower())
+def new_request_id() -> str:
+    """A department request id: "GW" + 30 random upper-case hex digits. Nobody can derive it from a case's data,
+    so only the department that received it (and the gateway) can name the task in a callback."""
+    return "GW" + secrets.token_hex(15).upper()
 
 
 @dataclass(frozen=True)

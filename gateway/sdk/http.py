@@ -17,25 +17,36 @@ from gateway.sdk.contract import (
     DepartmentTimeout,
     DepartmentUnavailable,
     InvalidCallback,
-    verify_hmac_hex,
 )
+from gateway.security import signing
+from gateway.security.signing import verify_hmac_hex
 
 CALLBACK_MAX_AGE_S = 300.0
+REQUEST_ID_HEADER = "X-Request-Id"  # the department repeats the request id of its body here; it is signed
 
 
-def verify_signed_callback(headers: Mapping[str, str], body: bytes, *, secret: str, timestamp_header: str,
-                           signature_header: str, department: str, max_age_s: float = CALLBACK_MAX_AGE_S) -> None:
-    """Refuse (InvalidCallback) unless `signature_header` is hex HMAC-SHA256 of `timestamp + "\\n" + body` under
-    `secret` and `timestamp_header` (Unix seconds) is within `max_age_s` of now.
+def verify_signed_callback(headers: Mapping[str, str], body: bytes, *, adapter: str, request_id: str, secret: str,
+                           timestamp_header: str, signature_header: str, department: str,
+                           request_id_header: str = REQUEST_ID_HEADER,
+                           max_age_s: float = CALLBACK_MAX_AGE_S) -> None:
+    """Refuse (InvalidCallback) unless the callback is signed for this adapter and this request.
 
-    Header names are matched case-insensitively and quoted in the messages as given.
+    `signature_header` must be hex HMAC-SHA256 under `secret` of `adapter \\n request_id \\n timestamp \\n body`
+    (gateway.security.signing.callback), `request_id_header` must carry `request_id` (what the adapter read from
+    the body), and `timestamp_header` (Unix seconds) must be within `max_age_s` of now. A signature made for another
+    department or another task therefore fits nowhere else. Header names are matched case-insensitively and quoted
+    in the messages as given.
     """
     lowered = {key.lower(): value for key, value in headers.items()}
     timestamp = lowered.get(timestamp_header.lower(), "")
     signature = lowered.get(signature_header.lower(), "")
-    if not timestamp or not signature:
-        raise InvalidCallback(f"{department} callback without {timestamp_header} / {signature_header}")
-    if not verify_hmac_hex(secret, timestamp.encode() + b"\n" + body, signature):
+    signed_request_id = lowered.get(request_id_header.lower(), "")
+    if not timestamp or not signature or not signed_request_id:
+        raise InvalidCallback(f"{department} callback without {timestamp_header} / {signature_header} / "
+                              f"{request_id_header}")
+    if signed_request_id != request_id:
+        raise InvalidCallback(f"{department} callback: {request_id_header} is not the request id of its body")
+    if not verify_hmac_hex(secret, signing.callback(adapter, request_id, timestamp, body), signature):
         raise InvalidCallback(f"{department} callback signature does not verify")
     try:
         sent = float(timestamp)

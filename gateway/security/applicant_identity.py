@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gateway.api.errors import ApiError, unauthorized
+from gateway.security.secrets import private_folder
 
 ALGORITHMS = ["ES256", "RS256"]
 REQUIRED_CLAIMS = ["iss", "sub", "name", "aud", "iat", "exp", "jti"]
@@ -103,13 +105,13 @@ class IdentityVerifier:
 
 def write_demo_identity(folder: Path, issuer: str = "demo-idp") -> tuple[Path, Path]:
     """A demo identity service key pair for a newcomer: the JWKS for the gateway, the private key for the client."""
-    folder.mkdir(parents=True, exist_ok=True)
+    private_folder(folder)
     key_path, jwks_path = folder / "demo-idp-key.pem", folder / "demo-idp-jwks.json"
     if not key_path.exists():
         key = ec.generate_private_key(ec.SECP256R1())
-        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-        key_path.chmod(0o600)
+        with os.fdopen(os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
     private = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private.public_key()))  # type: ignore[arg-type]
     jwk.update({"kid": issuer, "use": "sig", "alg": "ES256"})

@@ -1,29 +1,58 @@
-"""Each case's audit chain: every event, in seq order, hashed onto the one before (SM3 or SHA-256).
+"""Each case's audit chain: every event, in seq order, MACed onto the one before (HMAC-SM3 or HMAC-SHA256).
 
-entry n = {seq, event, prev, hash} with hash = H(prev || canonical JSON of the event); the first prev is "".
-Changing, removing or reordering any entry breaks every hash after it, which `verify` reports. Events hold ids,
-codes and statuses, never names, phone or ID numbers, so the chain itself carries no PII.
+entry n = {seq, prev, event, mac} with mac = HMAC(audit key, seq || prev || canonical JSON of the event); the first
+prev is "". The audit key is kept outside Redis (GATEWAY_AUDIT_KEY or var/secrets/audit.key), so someone able to
+write to Redis can neither rewrite an entry nor recompute the chain after a removed or reordered one. The entry is
+appended by the same Lua step that makes the change (gateway/store/scripts.py), on top of the chain head the MAC
+was computed against. The event itself is sealed (it may quote a department's reason), bound to its case and seq.
 """
 
 from __future__ import annotations
 
+import hmac as std_hmac
 import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, hmac
 
-from gateway.store import keys, scripts
+from gateway.security.pii import PiiCipher
+from gateway.store import keys
 from gateway.store.connection import StrRedis
 
 HashName = Literal["sha256", "sm3"]
 
 
-def chain_hash(algorithm: HashName, previous: str, event: dict[str, Any]) -> str:
-    digest = hashes.Hash(hashes.SM3() if algorithm == "sm3" else hashes.SHA256())
-    digest.update(previous.encode())
-    digest.update(json.dumps(event, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode())
-    return f"{algorithm}:{digest.finalize().hex()}"
+def canonical(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def event_associated(case_id: str, seq: int) -> str:
+    """An event body opens only as this case's entry `seq`: a blob moved to another place does not."""
+    return f"{case_id}:event:{seq}"
+
+
+class AuditSigner:
+    def __init__(self, key: bytes, algorithm: HashName) -> None:
+        if len(key) < 32:
+            raise ValueError(f"the audit key must have at least 32 bytes, got {len(key)}")
+        self.key = key
+        self.algorithm = algorithm
+
+    def mac(self, seq: int, previous: str, event: dict[str, Any], algorithm: HashName | None = None) -> str:
+        algorithm = algorithm or self.algorithm
+        h = hmac.HMAC(self.key, hashes.SM3() if algorithm == "sm3" else hashes.SHA256())
+        h.update(f"{seq}\n{previous}\n".encode())
+        h.update(canonical(event))
+        return f"hmac-{algorithm}:{h.finalize().hex()}"
+
+    def entry(self, case_id: str, seq: int, previous: str, event: dict[str, Any],
+              events: PiiCipher) -> tuple[str, str, str]:
+        """(sealed event, mac, entry JSON) for the entry `seq` on top of `previous`."""
+        sealed = events.seal_json(event, event_associated(case_id, seq))
+        mac = self.mac(seq, previous, event)
+        return sealed, mac, json.dumps({"seq": seq, "prev": previous, "event": sealed, "mac": mac})
 
 
 @dataclass(frozen=True)
@@ -39,39 +68,37 @@ class AuditReport:
 
 
 class AuditChain:
-    def __init__(self, redis: StrRedis, algorithm: HashName) -> None:
+    def __init__(self, redis: StrRedis, signer: AuditSigner, events: PiiCipher) -> None:
         self.redis = redis
-        self.algorithm = algorithm
-        self._append = redis.register_script(scripts.APPEND_AUDIT)
-
-    async def append(self, event: dict[str, Any], seq: int) -> bool:
-        """Chain the event; False when its predecessor is not chained yet (another dispatcher has it in hand)."""
-        key = keys.audit(event["case_id"])
-        last = await self.redis.lindex(key, -1)
-        previous: dict[str, Any] = json.loads(last) if last else {"seq": 0, "hash": ""}
-        previous_seq, previous_hash = int(previous["seq"]), str(previous["hash"])
-        if previous_seq >= seq:
-            return True
-        if previous_seq != seq - 1:
-            return False
-        entry = {"seq": seq, "event": event, "prev": previous_hash,
-                 "hash": chain_hash(self.algorithm, previous_hash, event)}
-        result = await self._append(keys=[key], args=[seq, previous_hash, json.dumps(entry, ensure_ascii=False)])
-        return int(result) in (1, 2)
+        self.signer = signer
+        self.events = events
 
     async def verify(self, case_id: str) -> AuditReport:
         problems: list[str] = []
-        previous_hash = ""
+        previous = ""
         raw_entries = await self.redis.lrange(keys.audit(case_id), 0, -1)
         for position, raw in enumerate(raw_entries, start=1):
-            entry = json.loads(raw)
-            if entry["seq"] != position:
-                problems.append(f"entry {position} has seq {entry['seq']}: an entry is missing or out of order")
-            if entry["prev"] != previous_hash:
+            try:
+                entry = json.loads(raw)
+                seq, stated_prev, stated_mac = int(entry["seq"]), str(entry["prev"]), str(entry["mac"])
+            except (ValueError, KeyError, TypeError):
+                problems.append(f"entry {position} is not an audit entry")
+                continue
+            if seq != position:
+                problems.append(f"entry {position} has seq {seq}: an entry is missing or out of order")
+            if stated_prev != previous:
                 problems.append(f"entry {position} does not follow the entry before it")
-            algorithm = str(entry["hash"]).partition(":")[0]
-            if algorithm not in ("sha256", "sm3") or entry["hash"] != chain_hash(
-                    "sm3" if algorithm == "sm3" else "sha256", entry["prev"], entry["event"]):
-                problems.append(f"entry {position} (seq {entry['seq']}) was altered: its hash does not match")
-            previous_hash = entry["hash"]
-        return AuditReport(case_id, len(raw_entries), previous_hash, problems)
+            algorithm: HashName = "sm3" if stated_mac.startswith("hmac-sm3:") else "sha256"
+            try:
+                event = self.events.open_json(str(entry["event"]), event_associated(case_id, seq))
+            except (InvalidTag, ValueError):
+                problems.append(f"entry {position} (seq {seq}) was altered: its event does not open here")
+            else:
+                expected = self.signer.mac(seq, stated_prev, event, algorithm)
+                if not std_hmac.compare_digest(expected, stated_mac):
+                    problems.append(f"entry {position} (seq {seq}) was altered: its MAC does not match")
+            previous = stated_mac
+        head = await self.redis.hget(keys.case(case_id), "audit_head")
+        if raw_entries and head is not None and head != previous:
+            problems.append("the chain ends before the case's last change: entries were removed from its end")
+        return AuditReport(case_id, len(raw_entries), previous, problems)

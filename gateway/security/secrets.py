@@ -1,4 +1,7 @@
-"""Secrets a newcomer does not have to configure: generated once under var/secrets, reused after restarts."""
+"""Secrets a newcomer does not have to configure: generated once under var/secrets, reused after restarts.
+
+Whatever under var/ holds data or secrets is readable by its owner only: folders 0700, files 0600.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,18 @@ import secrets
 from pathlib import Path
 
 
+def private_folder(path: Path) -> Path:
+    """Create the folder (0700), and tighten it and the files already in it (0600) when an older run left them open."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    for child in path.iterdir():
+        if child.is_file() and not child.is_symlink():
+            child.chmod(0o600)
+    return path
+
+
 def stored_secret(var_dir: Path, name: str, n_bytes: int) -> bytes:
-    folder = var_dir / "secrets"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_folder(var_dir / "secrets")
     path = folder / name
     if not path.exists():
         # O_EXCL: two processes starting together agree on one value.

@@ -1,19 +1,45 @@
-"""Cases and tasks in Redis: created atomically with their idempotency key, moved only by the state machine."""
+"""Cases and tasks in Redis: created atomically with their idempotency key, moved only by the state machine.
+
+Every field derived from a person is sealed (gateway/security/pii.py) with associated data naming its case, task
+and field, so a value copied elsewhere does not open; every event is sealed and chained onto the case's keyed audit
+chain in the same atomic step as the change it records.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 from gateway.domain.status import TaskStatus, sources_of
-from gateway.security.pii import PiiCipher
+from gateway.security.audit import AuditSigner
+from gateway.security.pii import PiiCipher, is_sealed
 from gateway.store import keys, scripts
 from gateway.store.connection import StrRedis
+
+# Fields sealed at rest: the applicant's data and everything a department answered about the person (e-license
+# identifiers carry the ID number, department references and data carry account and person numbers, reasons and
+# errors quote department replies).
+CASE_SEALED = ("applicant", "agent", "sections", "authorization", "documents", "certificates")
+TASK_SEALED = ("reference", "data", "reason", "last_error")
+_CHAIN_ATTEMPTS = 50
+
+
+def case_field_associated(case_id: str, name: str) -> str:
+    return f"{case_id}:{name}"
+
+
+def task_field_associated(case_id: str, matter: str, name: str) -> str:
+    return f"{case_id}:{matter}:{name}"
+
+
+class ChainContention(RuntimeError):
+    """The case's audit chain head moved on every attempt: too many writers on one case at once."""
 
 
 def now_iso() -> str:
@@ -43,7 +69,8 @@ class TaskRecord:
     updated_at: str = ""
 
     @classmethod
-    def from_hash(cls, case_id: str, raw: dict[str, str]) -> TaskRecord:
+    def from_hash(cls, case_id: str, raw: dict[str, str], opened: dict[str, Any]) -> TaskRecord:
+        """`opened`: the sealed fields (TASK_SEALED), already opened."""
         return cls(
             case_id=case_id,
             matter=raw["matter"],
@@ -55,13 +82,13 @@ class TaskRecord:
             prerequisite=json.loads(raw.get("prerequisite", "[]")),
             deadline=raw.get("deadline", ""),
             native_status=raw.get("native_status") or None,
-            reason=raw.get("reason") or None,
-            reference=raw.get("reference") or None,
+            reason=opened.get("reason") or None,
+            reference=opened.get("reference") or None,
             links=json.loads(raw.get("links", "{}")),
-            data=json.loads(raw.get("data", "{}")),
+            data=opened.get("data") or {},
             attempts=int(raw.get("attempts", 0)),
             polls=int(raw.get("polls", 0)),
-            last_error=raw.get("last_error") or None,
+            last_error=opened.get("last_error") or None,
             created_at=raw.get("created_at", ""),
             updated_at=raw.get("updated_at", ""),
         )
@@ -99,6 +126,7 @@ class CaseRecord:
     statutory_deadline: str | None = None
     # The record of the applicant's consent (assertion jti, issuer, level, times): what allows e-license retrieval.
     authorization: dict[str, Any] | None = None
+    operator: str | None = None  # the window clerk who took the case (X-Operator-Id), None online
 
 
 @dataclass(frozen=True)
@@ -139,9 +167,12 @@ def _encode(value: Any) -> str:
 
 
 class CaseStore:
-    def __init__(self, redis: StrRedis, cipher: PiiCipher, wait_replicas: int = 0, wait_timeout_ms: int = 1000) -> None:
+    def __init__(self, redis: StrRedis, cipher: PiiCipher, audit: AuditSigner, wait_replicas: int = 0,
+                 wait_timeout_ms: int = 1000) -> None:
         self.redis = redis
-        self.cipher = cipher
+        self.cipher = cipher.for_purpose("pii")
+        self.events = cipher.for_purpose("events")
+        self.audit = audit
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
         self._create = redis.register_script(scripts.CREATE_CASE)
@@ -151,14 +182,15 @@ class CaseStore:
     async def create(self, *, caller: str, idempotency_key: str, request_hash: str, case_id: str,
                      case_fields: dict[str, Any], tasks: list[NewTask], deadline_ts: float,
                      ttl_s: int, first_messages: list[dict[str, str]],
-                     spent_assertion: tuple[str, int] | None = None) -> CreateResult:
+                     spent_assertion: tuple[str, int] | None = None, nonce: str = "") -> CreateResult:
         """Store the case, its tasks and its first queue messages in one atomic step with the idempotency key.
 
         `spent_assertion` is (key, seconds until the assertion expires): the assertion is consumed in the same step.
+        `nonce` is the signed request's nonce, recorded on the audit chain with the caller, clerk and assertion.
         """
         sealed = dict(case_fields)
-        for name in ("applicant", "agent", "sections", "authorization"):
-            sealed[name] = self.cipher.seal_json(case_fields.get(name), f"{case_id}:{name}")
+        for name in CASE_SEALED:
+            sealed[name] = self.cipher.seal_json(case_fields.get(name), case_field_associated(case_id, name))
         created_at = str(case_fields["created_at"])
         task_payload = [
             {"fields": {"matter": t.matter, "department": t.department, "adapter": t.adapter,
@@ -166,13 +198,19 @@ class CaseStore:
                         "prerequisite": json.dumps(t.prerequisite),
                         "status": (TaskStatus.QUEUED if t.ready else TaskStatus.PENDING).value,
                         "deadline": t.deadline, "created_at": created_at, "updated_at": created_at,
-                        "links": "{}", "data": "{}", "attempts": "0"}}
+                        "links": "{}", "attempts": "0"}}
             for t in tasks
         ]
         task_keys: list[str] = []
         for t in tasks:
             task_keys += [keys.task(case_id, t.matter), keys.request_index(t.request_id)]
-        event = self._event("case.accepted", case_id, None, {"matters": [t.matter for t in tasks]})
+        authorization = case_fields.get("authorization") or {}
+        event = self._event("case.accepted", case_id, None, {
+            "matters": [t.matter for t in tasks], "caller": case_fields.get("caller"), "nonce": nonce,
+            "operator": case_fields.get("operator"), "assertion_jti": authorization.get("jti"),
+            "request_ids": {t.matter: t.request_id for t in tasks}})
+        # A new case id has no chain yet: its first entry needs no read of the head.
+        sealed_event, mac, entry = self.audit.entry(case_id, 1, "", event, self.events)
         assertion_keys, assertion_ttl = [], 0
         if spent_assertion:
             assertion_keys, assertion_ttl = [spent_assertion[0]], max(1, spent_assertion[1])
@@ -180,10 +218,10 @@ class CaseStore:
         async with self.redis.pipeline(transaction=False) as pipe:
             await self._create(
                 keys=[keys.idempotency(caller, idempotency_key), keys.case(case_id), keys.OUTBOX_STREAM,
-                      keys.TASK_STREAM, keys.OPEN_CASES, *assertion_keys, *task_keys],
+                      keys.TASK_STREAM, keys.OPEN_CASES, keys.audit(case_id), *assertion_keys, *task_keys],
                 args=[request_hash, case_id, ttl_s, json.dumps({k: _encode(v) for k, v in sealed.items()}),
-                      deadline_ts, json.dumps(task_payload), json.dumps(event), json.dumps(first_messages),
-                      assertion_ttl],
+                      deadline_ts, json.dumps(task_payload), json.dumps(first_messages), assertion_ttl,
+                      1, "", sealed_event, entry, mac],
                 client=pipe,
             )
             if self.wait_replicas:
@@ -214,8 +252,8 @@ class CaseStore:
         raw = await self.redis.hgetall(keys.case(case_id))
         if not raw:
             return None
-        opened = {name: self.cipher.open_json(raw[name], f"{case_id}:{name}")
-                  for name in ("applicant", "agent", "sections", "authorization") if raw.get(name)}
+        opened = {name: self._open(raw[name], case_field_associated(case_id, name))
+                  for name in CASE_SEALED if raw.get(name)}
         return CaseRecord(
             id=raw["id"],
             caller=raw["caller"],
@@ -230,9 +268,10 @@ class CaseStore:
             agent=opened.get("agent"),
             sections=opened.get("sections") or {},
             authorization=opened.get("authorization"),
+            operator=raw.get("operator") or None,
             warnings=json.loads(raw.get("warnings", "[]")),
-            certificates=json.loads(raw.get("certificates", "[]")),
-            documents=json.loads(raw.get("documents", "{}")),
+            certificates=opened.get("certificates") or [],
+            documents=opened.get("documents") or {},
         )
 
     async def get_tasks(self, case_id: str, matters: list[str]) -> list[TaskRecord]:
@@ -240,41 +279,74 @@ class CaseStore:
             for matter in matters:
                 pipe.hgetall(keys.task(case_id, matter))
             raws = await pipe.execute()
-        return [TaskRecord.from_hash(case_id, raw) for raw in raws if raw]
+        return [self._task(case_id, raw) for raw in raws if raw]
 
     async def get_task(self, case_id: str, matter: str) -> TaskRecord | None:
         raw = await self.redis.hgetall(keys.task(case_id, matter))
-        return TaskRecord.from_hash(case_id, raw) if raw else None
+        return self._task(case_id, raw) if raw else None
+
+    def _task(self, case_id: str, raw: dict[str, str]) -> TaskRecord:
+        matter = raw["matter"]
+        opened = {name: self._open(raw[name], task_field_associated(case_id, matter, name))
+                  for name in TASK_SEALED if raw.get(name)}
+        return TaskRecord.from_hash(case_id, raw, opened)
+
+    def _open(self, value: str, associated: str) -> Any:
+        if is_sealed(value):
+            return self.cipher.open_json(value, associated)
+        # Written before this field was sealed: JSON for the structured fields, the text itself for the others.
+        return json.loads(value) if value[:1] in ("{", "[") else value
+
+    def _seal_task(self, case_id: str, matter: str, fields: dict[str, Any]) -> dict[str, str]:
+        return {k: self.cipher.seal_json(v, task_field_associated(case_id, matter, k)) if k in TASK_SEALED
+                else _encode(v) for k, v in fields.items()}
+
+    async def _chained(self, case_id: str, event: dict[str, Any],
+                       run: Callable[[list[Any]], Awaitable[Any]], stale: Callable[[Any], bool]) -> Any:
+        """Run a chained script on the chain head read now; read it again while another change got there first."""
+        for _ in range(_CHAIN_ATTEMPTS):
+            seq_raw, head = await self.redis.hmget(keys.case(case_id), ["seq", "audit_head"])
+            seq, previous = int(seq_raw or 0) + 1, head or ""
+            sealed_event, mac, entry = self.audit.entry(case_id, seq, previous, event, self.events)
+            result = await run([seq, previous, sealed_event, entry, mac])
+            if not stale(result):
+                return result
+        raise ChainContention(f"case {case_id}: audit chain head kept moving")
 
     async def transition(self, case_id: str, matter: str, target: TaskStatus, fields: dict[str, Any] | None = None,
                          *, event: dict[str, Any] | None = None,
                          then: tuple[str, float] | None = None) -> TransitionResult:
         """Move a task if the state machine allows it from its current status, atomically with its event and, given
         `then` = (kind, delay in seconds), with the task's next queue message."""
-        updates = {k: _encode(v) for k, v in (fields or {}).items() if v is not None}
+        updates = self._seal_task(case_id, matter, {k: v for k, v in (fields or {}).items() if v is not None})
         updates["updated_at"] = now_iso()
         payload = {"matter": matter, "status": target.value, **(event or {})}
+        recorded = self._event("task.status_changed", case_id, matter, payload)
         kind, delay_s = then or ("", 0.0)
         follow_up = json.dumps({"case_id": case_id, "matter": matter, "kind": kind}, sort_keys=True) if then else ""
-        code, previous = await self._transition(
-            keys=[keys.task(case_id, matter), keys.case(case_id), keys.OUTBOX_STREAM, keys.TASK_STREAM,
-                  keys.DELAYED],
-            args=[target.value, ",".join(s.value for s in sources_of(target)), json.dumps(updates),
-                  json.dumps(self._event("task.status_changed", case_id, matter, payload)), follow_up,
-                  time.time() + delay_s if delay_s > 0 else 0],
-        )
+
+        async def run(chain: list[Any]) -> Any:
+            return await self._transition(
+                keys=[keys.task(case_id, matter), keys.case(case_id), keys.OUTBOX_STREAM, keys.audit(case_id),
+                      keys.TASK_STREAM, keys.DELAYED],
+                args=[target.value, ",".join(s.value for s in sources_of(target)), json.dumps(updates), *chain,
+                      follow_up, time.time() + delay_s if delay_s > 0 else 0])
+
+        code, previous = await self._chained(case_id, recorded, run, lambda r: int(r[0]) == 3)
         code = int(code)
         return TransitionResult(moved=code == 1, previous=TaskStatus(previous) if previous else None,
                                 repeated=code == 2, missing=code == -1)
 
     async def update_task(self, case_id: str, matter: str, fields: dict[str, Any]) -> None:
-        await self.redis.hset(keys.task(case_id, matter), mapping={k: _encode(v) for k, v in fields.items()})
+        await self.redis.hset(keys.task(case_id, matter), mapping=self._seal_task(case_id, matter, fields))
 
     async def increment_task(self, case_id: str, matter: str, name: str) -> int:
         return int(await self.redis.hincrby(keys.task(case_id, matter), name, 1))
 
     async def update_case(self, case_id: str, fields: dict[str, Any]) -> None:
-        await self.redis.hset(keys.case(case_id), mapping={k: _encode(v) for k, v in fields.items()})
+        await self.redis.hset(keys.case(case_id), mapping={
+            k: self.cipher.seal_json(v, case_field_associated(case_id, k)) if k in CASE_SEALED else _encode(v)
+            for k, v in fields.items()})
 
     async def locate_request(self, request_id: str) -> tuple[str, str] | None:
         raw = await self.redis.get(keys.request_index(request_id))
@@ -286,8 +358,12 @@ class CaseStore:
     async def append_event(self, case_id: str, event_type: str, payload: dict[str, Any]) -> None:
         """An event that is not a task transition (certificate issued, documents retrieved)."""
         event = self._event(event_type, case_id, payload.get("matter"), payload)
-        await self._append_event(keys=[keys.case(case_id), keys.OUTBOX_STREAM],
-                                 args=[case_id, json.dumps(event, ensure_ascii=False)])
+
+        async def run(chain: list[Any]) -> Any:
+            return await self._append_event(keys=[keys.case(case_id), keys.OUTBOX_STREAM, keys.audit(case_id)],
+                                            args=chain)
+
+        await self._chained(case_id, event, run, lambda r: int(r) == 0)
 
     @staticmethod
     def _event(event_type: str, case_id: str, matter: str | None, payload: dict[str, Any]) -> dict[str, Any]:

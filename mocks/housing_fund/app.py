@@ -183,7 +183,8 @@ def create_app(rules: CentreRules | None = None) -> FastAPI:
             account.status = "deposited"
         if account.notify_url:
             payload = envelope(NOTIFY, account.request_id, OK, NATIVE_CODES["deposited"], account_body(account))
-            state.spawn(send_callback(state, account.notify_url, payload, secret=app.state.callback_secret,
+            state.spawn(send_callback(state, account.notify_url, payload, request_id=account.request_id,
+                                      secret=app.state.callback_secret,
                                       signature_header="X-Gjj-Signature", timestamp_header="X-Gjj-Timestamp"))
 
     @app.post("/gjj/api/gateway")

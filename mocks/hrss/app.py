@@ -284,7 +284,8 @@ def create_app() -> FastAPI:
         if code == "09" and business.operation == "enrolResidentPension":
             business.aac001 = _person_number(business.aac002)
         if business.callback_url:
-            await send_callback(state, business.callback_url, business.reply(), secret=secret,
+            await send_callback(state, business.callback_url, business.reply(),
+                                request_id=business.request_id, secret=secret,
                                 signature_header="X-Hrss-Signature", timestamp_header="X-Hrss-Timestamp")
 
     async def register(operation: str, values: dict[str, Any], base_url: str) -> Business:

@@ -27,7 +27,7 @@ from mocks.common import (
     env_secret,
     garbage_response,
 )
-from mocks.gateway_signature import gateway_secret, signed_by_gateway
+from mocks.gateway_signature import gateway_verifier
 from mocks.population import person
 
 TRANSACTIONS = {"4101": "employee_enrolment", "4102": "employee_change", "4201": "resident_enrolment",
@@ -51,7 +51,7 @@ def create_app() -> FastAPI:
     state = MockState(name="medical")
     app.state.mock = state
     app.state.callback_secret = env_secret("medical")
-    gateway_key = gateway_secret("medical")
+    verify_gateway = gateway_verifier("medical")
     add_control_routes(app, state)
     enrolled: dict[str, dict[str, Any]] = {}  # certno -> record
 
@@ -92,7 +92,7 @@ def create_app() -> FastAPI:
 
     @app.post("/fsi/api/transaction")
     async def transaction(request: Request) -> Response:
-        if gateway_key and not signed_by_gateway(gateway_key, request, await request.body()):
+        if verify_gateway and not verify_gateway(request, await request.body()):
             return JSONResponse(envelope(-1, None, f"E0401 {NATIVE_CODES['E0401']}"), status_code=401)
         decision = await decide_fault(state)
         if decision.kind == "outage":

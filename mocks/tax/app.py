@@ -281,7 +281,8 @@ def create_app(levy_items: dict[str, LevyItem] | None = None) -> FastAPI:
         if decl.notify_url:
             payload = {"head": head("SBF.TZ.JKJG", decl.request_id, OK, NATIVE_CODES["paid"]),
                        "body": declaration_body(decl)}
-            state.spawn(send_callback(state, decl.notify_url, payload, secret=app.state.callback_secret,
+            state.spawn(send_callback(state, decl.notify_url, payload, request_id=decl.request_id,
+                                      secret=app.state.callback_secret,
                                       signature_header="X-Gt3-Signature", timestamp_header="X-Gt3-Timestamp"))
 
     @app.post("/gt3/api/sbf")

@@ -16,6 +16,7 @@ import httpx
 
 from gateway.client import GatewayClient, mint_demo_assertion
 from mocks.serving import free_port
+from tests.support.forms import valid_section
 from tests.support.harness import applicant
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
@@ -70,12 +71,9 @@ def test_gateway_up_takes_a_case_to_its_certificate_and_stops_cleanly(tmp_path):
         person = applicant(division="360402", birth="19880202", sequence=161)
         client = GatewayClient(base, caller.group(1), caller.group(2))
         catalogue = {m["code"]: m for m in client.profile("jiujiang").json()["matters"]}
-        sys.path.insert(0, str(REPO.parent / "shared" / "contract"))
-        from platform_client import valid_instance
-
         matters = list(catalogue)
         body = {"profile": "jiujiang", "channel": "online", "applicant": person, "matters": matters,
-                "sections": {m: valid_instance(catalogue[m]["section_schema"], m) for m in matters},
+                "sections": {m: valid_section(catalogue[m]["section_schema"], m) for m in matters},
                 "delivery": "online"}
         response = client.submit_case(body, assertion=mint_demo_assertion(key, person["id_number"], person["name"]))
         assert response.status_code == 202, response.text

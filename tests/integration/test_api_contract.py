@@ -76,9 +76,10 @@ def test_wrong_secret_stale_timestamp_unknown_caller_and_replayed_nonce_are_401(
     assert codes(post_raw(gw, stranger, body)) == ["auth.unknown_caller"]
     stale = signed_headers(*PLATFORM, "POST", "/v1/cases", body)
     stale["X-Timestamp"] = str(int(time.time()) - 301)
-    from gateway.security.callers import signature
+    from gateway.security.signing import sign_caller_request
 
-    stale["X-Signature"] = signature(PLATFORM[1], "POST", "/v1/cases", stale["X-Timestamp"], stale["X-Nonce"], body)
+    stale["X-Signature"] = sign_caller_request(PLATFORM[1], "POST", "/v1/cases", stale["X-Timestamp"],
+                                               stale["X-Nonce"], body)
     assert codes(post_raw(gw, stale, body)) == ["auth.timestamp_out_of_window"]
     once = signed_headers(*PLATFORM, "GET", "/v1/profiles", b"")
     assert httpx.get(gw.base_url + "/v1/profiles", headers=once).status_code == 200

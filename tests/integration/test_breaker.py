@@ -6,13 +6,15 @@ import asyncio
 import uuid
 
 from gateway.resilience.breaker import CircuitBreakers
+from gateway.settings import Settings
 from gateway.store.connection import connect
 
 
 async def _breakers(redis_url: str, open_s: float = 0.3) -> tuple[CircuitBreakers, CircuitBreakers, str]:
     adapter = f"dept-{uuid.uuid4().hex[:8]}"
     # Two instances on two connections: two worker processes looking at one department.
-    return CircuitBreakers(connect(redis_url), 2, open_s), CircuitBreakers(connect(redis_url), 2, open_s), adapter
+    return (CircuitBreakers(connect(redis_url, Settings()), 2, open_s),
+            CircuitBreakers(connect(redis_url, Settings()), 2, open_s), adapter)
 
 
 async def _open(breakers: CircuitBreakers, adapter: str) -> None:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.support.forms import filled_sections
 from tests.support.harness import RunningGateway, applicant, start_gateway
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "shared" / "contract"))
-from platform_client import valid_instance  # noqa: E402  - the platform's own form filler, written apart from us
 
 
 @pytest.fixture
@@ -25,10 +22,9 @@ def gw(redis_url, tmp_path):
 def application(gw: RunningGateway, profile: str, matters: list[str], person: dict[str, Any],
                 **extra: Any) -> dict[str, Any]:
     """Sections filled from the catalogue's JSON Schemas the way a generic form renderer would."""
-    catalogue = {m["code"]: m for m in gw.client.profile(profile).json()["matters"]}
-    sections = {m: valid_instance(catalogue[m]["section_schema"], m) for m in matters}
+    sections = filled_sections(gw.client.profile(profile).json()["matters"], matters)
     body = {"profile": profile, "channel": "online", "applicant": person, "matters": matters,
-            "sections": {m: s for m, s in sections.items() if s}, "delivery": "online"}
+            "sections": sections, "delivery": "online"}
     body.update(extra)
     return body
 
@@ -111,7 +107,7 @@ def test_jiujiang_case_completes_after_payments_and_gets_the_certificate(redis_u
         gw.stop()
 
 
-def test_a_person_pays_through_the_signed_link_and_the_callback_completes_the_declaration(redis_url, tmp_path):
+def test_a_person_pays_through_the_single_use_link_and_the_callback_completes_the_declaration(redis_url, tmp_path):
     gw = start_gateway(tmp_path, redis_url)  # no simulated applicant: this test is the person with the phone
     try:
         person = applicant(division="360402", birth="19880202", sequence=151)
@@ -121,11 +117,13 @@ def test_a_person_pays_through_the_signed_link_and_the_callback_completes_the_de
         link = by_matter(case)["contribution_declaration"]["links"]["payment"]
         sms = httpx.get(gw.mock("sms") + "/_mock/messages", params={"phone": person["phone"]}).json()["messages"]
         assert any(link in m["text"] for m in sms)  # the applicant got exactly this link by SMS
-        payload, mac = link.rsplit("/", 1)[1].split(".")
-        forged = f"{gw.base_url}/h5/{payload}.{'0' * len(mac)}"
+        token = link.rsplit("/", 1)[1]
+        forged = f"{gw.base_url}/h5/{token[:-4]}{'AAAA' if not token.endswith('AAAA') else 'BBBB'}"
         assert httpx.get(forged).status_code == 403
         opened = httpx.get(link)
         assert opened.status_code == 302 and opened.headers["location"].startswith(gw.mock("tax") + "/h5/pay/")
+        again = httpx.get(link)  # a payment link opens once: a forwarded SMS leads nowhere
+        assert again.status_code == 403 and again.json()["errors"][0]["code"] == "link.invalid"
         page = httpx.get(opened.headers["location"])
         assert page.status_code == 200 and "缴费" in page.text
         assert httpx.post(opened.headers["location"] + "/confirm").status_code == 200

@@ -1,15 +1,13 @@
 """The conformance kit on our five adapters, each against its own mock, and on adapters broken on purpose.
 
-The genuine callback samples are built here with each mock's signing convention (`mocks.common.sign`): tests may
-know both sides, the adapters and the kit may not.
+The genuine callback samples are built here with each mock's signing convention (`mocks.common.callback_headers`):
+tests may know both sides, the adapters and the kit may not.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -26,10 +24,10 @@ from gateway.sdk import (
     DepartmentRequest,
     NativeOutcome,
     StatusTable,
-    request_id_for,
+    new_request_id,
 )
 from gateway.sdk.conformance import CHECKS, ConformanceReport, ConformanceTarget, run_conformance
-from mocks.common import sign
+from mocks.common import callback_headers
 from mocks.e_license.app import make_identifier, synthetic_uscc
 from mocks.serving import RunningServer, create_mock, start_in_thread
 from tests.support.adapters import department_request
@@ -37,18 +35,19 @@ from tests.support.adapters import department_request
 GUANGXI = "450103199005171239"  # ordinary applicant (sequence digit 3)
 GUANGXI_OTHER = "450103199005171247"  # another ordinary applicant
 JIANGXI = "360403199005171231"
-CALLBACK_ID = request_id_for("case-callback", "matter", "operation")
+CALLBACK_ID = new_request_id()
 
 Signer = Callable[[str], tuple[dict[str, str], bytes]]
 
 
-def signer(prefix: str, payload: dict[str, Any]) -> Signer:
-    """The mocks' convention: HMAC-SHA256 over `timestamp \\n body`, in X-<Dept>-Timestamp / X-<Dept>-Signature."""
+def signer(prefix: str, adapter: str, payload: dict[str, Any]) -> Signer:
+    """The mocks' convention: HMAC-SHA256 over `adapter \\n request id \\n timestamp \\n body`, in
+    X-<Dept>-Timestamp / X-Request-Id / X-<Dept>-Signature."""
     body = json.dumps(payload, ensure_ascii=False).encode()
 
     def signed(secret: str) -> tuple[dict[str, str], bytes]:
-        timestamp = str(int(time.time()))
-        return {f"X-{prefix}-Timestamp": timestamp, f"X-{prefix}-Signature": sign(secret, timestamp, body)}, body
+        return callback_headers(secret, adapter, CALLBACK_ID, body, signature_header=f"X-{prefix}-Signature",
+                                timestamp_header=f"X-{prefix}-Timestamp"), body
 
     return signed
 
@@ -62,7 +61,7 @@ def medical_target(url: str) -> ConformanceTarget:
             department_request("resident_medical_enrolment", case_id="conf-med", id_number=GUANGXI_OTHER),
             department_request("resident_medical_change", case_id="conf-med", id_number=GUANGXI_OTHER),
         ],
-        callback_sample=signer("Fsi", {"infcode": 0, "output": {"ext_biz_no": CALLBACK_ID, "biz_stas": "1",
+        callback_sample=signer("Fsi", "medical", {"infcode": 0, "output": {"ext_biz_no": CALLBACK_ID, "biz_stas": "1",
                                                                 "psn_no": "450103000001"}}),
     )
 
@@ -81,7 +80,7 @@ def hrss_target(url: str) -> ConformanceTarget:
                 "direction": "out", "transfer_reason": "graduation", "archive_from": "广西大学",
                 "archive_to": "南宁市人才服务中心", "transfer_letter_no": "DDH2026-0001"}),
         ],
-        callback_sample=signer("Hrss", {"requestId": CALLBACK_ID, "rc": 0, "zt": "09", "message": "办结",
+        callback_sample=signer("Hrss", "hrss", {"requestId": CALLBACK_ID, "rc": 0, "zt": "09", "message": "办结",
                                         "ywlsh": "RS000001"}),
     )
 
@@ -93,9 +92,10 @@ def tax_target(url: str) -> ConformanceTarget:
         adapter_cls=TaxAdapter, mock_url=url,
         sample_requests=[department_request("contribution_declaration", case_id="conf-tax",
                                             section={"rows": [row], "declaration_date": "2026-01-05"})],
-        callback_sample=signer("Gt3", {"head": {"tranId": "SBF.TZ.JKJG", "rtnCode": "0000", "rtnMsg": "缴费成功"},
-                                       "body": {"ywlsh": CALLBACK_ID, "pzhm": "145260105000000001", "sbzt": "paid",
-                                                "dzsphm": "345260105000000002"}}),
+        callback_sample=signer("Gt3", "tax", {
+            "head": {"tranId": "SBF.TZ.JKJG", "rtnCode": "0000", "rtnMsg": "缴费成功"},
+            "body": {"ywlsh": CALLBACK_ID, "pzhm": "145260105000000001", "sbzt": "paid",
+                     "dzsphm": "345260105000000002"}}),
     )
 
 
@@ -106,7 +106,7 @@ def housing_fund_target(url: str) -> ConformanceTarget:
         adapter_cls=HousingFundAdapter, mock_url=url,
         sample_requests=[department_request("housing_fund_account", case_id="conf-gjj", id_number=JIANGXI,
                                             section=section, profile="jiujiang", region_code="360400")],
-        callback_sample=signer("Gjj", {"transCode": "1201", "recode": "000000", "msg": "缴存成功",
+        callback_sample=signer("Gjj", "housing_fund", {"transCode": "1201", "recode": "000000", "msg": "缴存成功",
                                        "body": {"YWLSH": CALLBACK_ID, "BLZT": "deposited", "GRZH": "360400000001",
                                                 "JZNY": "202601"}}),
     )
@@ -127,7 +127,7 @@ def e_license_target(url: str) -> ConformanceTarget:
                                             case_id="conf-lic", id_number=JIANGXI, profile="jiujiang",
                                             region_code="360400")],
         direct_operations={"fetch_identity_documents": fetch},
-        callback_sample=signer("License", {"ack_code": "SUCCESS", "errors": [], "data": {
+        callback_sample=signer("License", "e_license", {"ack_code": "SUCCESS", "errors": [], "data": {
             "requestId": CALLBACK_ID, "certTypeCode": certificate, "certIdentifier": identifier,
             "issueTime": "2026-01-01 09:00:00", "status": "issued"}}),
     )
@@ -174,7 +174,7 @@ class ForgetfulMedical(MedicalAdapter):
     """Sends a fresh request id on every call, so a retry registers again."""
 
     async def submit(self, request: DepartmentRequest) -> NativeOutcome:
-        fresh = request_id_for(uuid.uuid4().hex, request.matter, request.operation)
+        fresh = new_request_id()
         return await super().submit(dataclasses.replace(request, request_id=fresh))
 
 

@@ -13,8 +13,8 @@ from gateway.sdk import (
     DepartmentUnavailable,
     InvalidCallback,
     MalformedReply,
-    hmac_hex,
 )
+from mocks.common import callback_headers, env_secret
 from mocks.e_license import app as mock_app
 from mocks.serving import free_port
 from tests.support.adapters import department_request, running_adapter
@@ -171,10 +171,10 @@ def test_every_native_code_of_the_mock_is_mapped():
     assert not missing
 
 
-def _signed(body: bytes, secret: str = "dev-callback-secret", timestamp: str | None = None) -> dict[str, str]:
-    timestamp = timestamp or str(int(time.time()))
-    signature = hmac_hex(secret, timestamp.encode() + b"\n" + body)
-    return {"X-License-Timestamp": timestamp, "X-License-Signature": signature}
+def _signed(body: bytes, secret: str = env_secret("e_license"), timestamp: str | None = None,
+            request_id: str = "GW123", adapter: str = "e_license") -> dict[str, str]:
+    return callback_headers(secret, adapter, request_id, body, signature_header="X-License-Signature",
+                            timestamp_header="X-License-Timestamp", timestamp=timestamp)
 
 
 CALLBACK = json.dumps({"ack_code": "SUCCESS", "errors": [], "data": {
@@ -196,6 +196,8 @@ async def test_signed_callback_is_read():
     _signed(CALLBACK, secret="not-the-department"),
     _signed(CALLBACK, timestamp=str(int(time.time()) - 3600)),
     _signed(CALLBACK.replace(b"GW123", b"GW999")),  # signed over another body
+    _signed(CALLBACK, request_id="GW999"),  # signed for another request
+    _signed(CALLBACK, adapter="hrss"),  # signed for another department
 ])
 async def test_forged_or_stale_callbacks_are_refused(headers):
     async with running_adapter(ELicenseAdapter, "http://127.0.0.1:9") as adapter:

@@ -17,8 +17,8 @@ from gateway.domain.status import TaskStatus
 from gateway.sdk import (
     InvalidCallback,
     NativeOutcome,
-    hmac_hex,
 )
+from mocks.common import callback_headers
 from mocks.housing_fund.app import NATIVE_CODES
 from tests.support.adapters import department_request, running_adapter
 from tests.support.callbacks import CallbackRecorder, callback_recorder
@@ -157,9 +157,11 @@ def test_every_native_code_of_the_mock_is_mapped():
         assert table[code].kind == "rejection" and table[code].reason_zh and table[code].reason_en
 
 
-def signed(body: bytes, *, secret: str = SECRET, age_s: float = 0) -> dict[str, str]:
-    timestamp = str(int(time.time() - age_s))
-    return {"X-Gjj-Timestamp": timestamp, "X-Gjj-Signature": hmac_hex(secret, timestamp.encode() + b"\n" + body)}
+def signed(body: bytes, *, secret: str = SECRET, age_s: float = 0, adapter: str = "housing_fund",
+           request_id: str = "GW1") -> dict[str, str]:
+    """The department's side of the callback contract, as the mock implements it."""
+    return callback_headers(secret, adapter, request_id, body, signature_header="X-Gjj-Signature",
+                            timestamp_header="X-Gjj-Timestamp", timestamp=str(int(time.time() - age_s)))
 
 
 CALLBACK = json.dumps({"transCode": "1201", "recode": "000000", "msg": "缴存成功",
@@ -170,8 +172,11 @@ CALLBACK = json.dumps({"transCode": "1201", "recode": "000000", "msg": "缴存�
 @pytest.mark.parametrize(
     "headers",
     [{}, signed(CALLBACK, secret="not-the-centre-key"), signed(CALLBACK, age_s=301),
-     {**signed(CALLBACK), "X-Gjj-Signature": "0" * 64}, {**signed(CALLBACK), "X-Gjj-Timestamp": "yesterday"}],
-    ids=["unsigned", "forged", "stale", "wrong-signature", "bad-timestamp"],
+     {**signed(CALLBACK), "X-Gjj-Signature": "0" * 64}, {**signed(CALLBACK), "X-Gjj-Timestamp": "yesterday"},
+     signed(CALLBACK, request_id="GW2"), {**signed(CALLBACK), "X-Request-Id": "GW2"},
+     signed(CALLBACK, adapter="medical")],
+    ids=["unsigned", "forged", "stale", "wrong-signature", "bad-timestamp", "signed-for-another-request",
+         "request-id-header-swapped", "signed-for-another-adapter"],
 )
 async def test_bad_callbacks_are_refused(headers):
     async with running_adapter(HousingFundAdapter, "http://127.0.0.1:9", callback_secret=SECRET) as adapter:

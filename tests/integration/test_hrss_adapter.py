@@ -24,8 +24,8 @@ from gateway.sdk import (
     MalformedReply,
     NativeOutcome,
     StatusEntry,
-    hmac_hex,
 )
+from mocks.common import callback_headers, env_secret
 from mocks.hrss.app import NATIVE_CODES
 from mocks.serving import RunningServer, free_port, start_in_thread
 from tests.support.adapters import department_request, running_adapter
@@ -34,7 +34,7 @@ ORDINARY = "450103199005171239"  # sequence digit 3: an ordinary Guangxi applica
 ENROLLED = "450103199005171271"  # 7: already enrolled in employee pension
 CARD_HOLDER = "45010319900517128X"  # 8: already holds a social-security card
 JIANGXI = "360403199005171233"  # household registration outside Guangxi
-SECRET = "dev-callback-secret"  # the default on both sides
+SECRET = env_secret("hrss")  # the mock's default key, which running_adapter gives the adapter
 
 
 def entry(outcome: NativeOutcome) -> StatusEntry:
@@ -357,27 +357,31 @@ async def test_the_shared_client_keeps_its_headers(hrss):
 
 async def test_forged_stale_or_unsigned_callbacks_are_refused(hrss):
     body = json.dumps({"requestId": "GW1", "rc": 0, "zt": "09", "message": "办结"}).encode()
-    now = str(int(time.time()))
+
+    def signed(payload: bytes = body, *, secret: str = SECRET, adapter: str = "hrss", request_id: str = "GW1",
+               timestamp: str | None = None) -> dict[str, str]:
+        return callback_headers(secret, adapter, request_id, payload, signature_header="X-Hrss-Signature",
+                                timestamp_header="X-Hrss-Timestamp", timestamp=timestamp)
+
     async with running_adapter(HrssAdapter, hrss.url) as adapter:
-        good = {"X-Hrss-Timestamp": now, "X-Hrss-Signature": hmac_hex(SECRET, now.encode() + b"\n" + body)}
+        good = signed()
         assert adapter.parse_callback(good, body).request_id == "GW1"
-        stale = str(int(time.time()) - 301)
         refused = [
             (good, body.replace(b"09", b"01")),  # body changed after signing
-            ({"X-Hrss-Timestamp": now, "X-Hrss-Signature": hmac_hex("someone-else", now.encode() + b"\n" + body)},
-             body),
-            ({"X-Hrss-Timestamp": stale, "X-Hrss-Signature": hmac_hex(SECRET, stale.encode() + b"\n" + body)}, body),
-            ({"X-Hrss-Timestamp": now}, body),
-            ({"X-Hrss-Timestamp": "yesterday", "X-Hrss-Signature": good["X-Hrss-Signature"]}, body),
+            (signed(secret="someone-else"), body),
+            (signed(timestamp=str(int(time.time()) - 301)), body),
+            ({"X-Hrss-Timestamp": good["X-Hrss-Timestamp"], "X-Request-Id": "GW1"}, body),
+            ({**good, "X-Hrss-Timestamp": "yesterday"}, body),
+            (signed(adapter="tax"), body),  # a signature made for another department
+            (signed(request_id="GW2"), body),  # ... or for another request
+            ({**good, "X-Request-Id": "GW2"}, body),
         ]
         for headers, payload in refused:
             with pytest.raises(InvalidCallback):
                 adapter.parse_callback(headers, payload)
         unreadable = b"{not json"
         with pytest.raises(InvalidCallback):
-            adapter.parse_callback({"X-Hrss-Timestamp": now,
-                                    "X-Hrss-Signature": hmac_hex(SECRET, now.encode() + b"\n" + unreadable)},
-                                   unreadable)
+            adapter.parse_callback(signed(unreadable), unreadable)
 
 
 def test_wsdl_points_at_the_service_itself(hrss):

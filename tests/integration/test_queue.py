@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from gateway.settings import Settings
 from gateway.store.connection import connect
 from gateway.store.queue import TaskQueue
 from tests.support.harness import flush
@@ -12,7 +13,7 @@ from tests.support.harness import flush
 
 async def two_workers(redis_url: str) -> tuple[TaskQueue, TaskQueue]:
     flush(redis_url)
-    redis = connect(redis_url)
+    redis = connect(redis_url, Settings())
     a, b = TaskQueue(redis, "worker-a"), TaskQueue(redis, "worker-b")
     await a.ensure_group()
     await a.enqueue("case-1", "employee_medical_enrolment")

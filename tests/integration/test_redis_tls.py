@@ -14,6 +14,7 @@ import pytest
 import redis
 import redis.exceptions
 
+from gateway.settings import Settings
 from gateway.store import keys
 from gateway.store.connection import connect
 from mocks.serving import free_port
@@ -62,14 +63,14 @@ def tls_redis(tmp_path) -> Iterator[TlsRedis]:
 
 
 async def test_connect_over_tls_with_the_ca_setting_and_password(tls_redis):
-    client = connect(tls_redis.url(), tls_redis.ca)
+    client = connect(tls_redis.url(), Settings(redis_ca_file=tls_redis.ca))
     assert await client.ping() and await client.set("k", "v") and await client.get("k") == "v"
     await client.aclose()
-    wrong = connect(tls_redis.url("wrong-password"), tls_redis.ca)
+    wrong = connect(tls_redis.url("wrong-password"), Settings(redis_ca_file=tls_redis.ca))
     with pytest.raises(redis.exceptions.AuthenticationError):
         await wrong.ping()
     await wrong.aclose()
-    unverified = connect(tls_redis.url())  # the system CAs do not know the server's certificate
+    unverified = connect(tls_redis.url(), Settings())  # the system CAs do not know the server's certificate
     with pytest.raises(redis.exceptions.ConnectionError):
         await unverified.ping()
     await unverified.aclose()

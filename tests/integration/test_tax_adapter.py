@@ -18,8 +18,8 @@ from gateway.domain.status import TaskStatus
 from gateway.sdk import (
     InvalidCallback,
     NativeOutcome,
-    hmac_hex,
 )
+from mocks.common import callback_headers
 from mocks.tax.app import NATIVE_CODES
 from tests.support.adapters import department_request, running_adapter
 from tests.support.callbacks import CallbackRecorder, callback_recorder
@@ -211,9 +211,11 @@ def test_every_native_code_of_the_mock_is_mapped():
         assert table[code].kind == "rejection" and table[code].reason_zh and table[code].reason_en
 
 
-def signed(body: bytes, *, secret: str = SECRET, age_s: float = 0) -> dict[str, str]:
-    timestamp = str(int(time.time() - age_s))
-    return {"X-Gt3-Timestamp": timestamp, "X-Gt3-Signature": hmac_hex(secret, timestamp.encode() + b"\n" + body)}
+def signed(body: bytes, *, secret: str = SECRET, age_s: float = 0, adapter: str = "tax",
+           request_id: str = "GW1") -> dict[str, str]:
+    """The department's side of the callback contract, as the mock implements it."""
+    return callback_headers(secret, adapter, request_id, body, signature_header="X-Gt3-Signature",
+                            timestamp_header="X-Gt3-Timestamp", timestamp=str(int(time.time() - age_s)))
 
 
 CALLBACK = json.dumps({"head": {"tranId": "SBF.TZ.JKJG", "rtnCode": "0000", "rtnMsg": "缴费成功"},
@@ -224,8 +226,11 @@ CALLBACK = json.dumps({"head": {"tranId": "SBF.TZ.JKJG", "rtnCode": "0000", "rtn
 @pytest.mark.parametrize(
     "headers",
     [{}, signed(CALLBACK, secret="not-the-tax-key"), signed(CALLBACK, age_s=301),
-     {**signed(CALLBACK), "X-Gt3-Signature": "0" * 64}, {**signed(CALLBACK), "X-Gt3-Timestamp": "yesterday"}],
-    ids=["unsigned", "forged", "stale", "wrong-signature", "bad-timestamp"],
+     {**signed(CALLBACK), "X-Gt3-Signature": "0" * 64}, {**signed(CALLBACK), "X-Gt3-Timestamp": "yesterday"},
+     signed(CALLBACK, request_id="GW2"), {**signed(CALLBACK), "X-Request-Id": "GW2"},
+     signed(CALLBACK, adapter="medical")],
+    ids=["unsigned", "forged", "stale", "wrong-signature", "bad-timestamp", "signed-for-another-request",
+         "request-id-header-swapped", "signed-for-another-adapter"],
 )
 async def test_bad_callbacks_are_refused(headers):
     async with running_adapter(TaxAdapter, "http://127.0.0.1:9", callback_secret=SECRET) as adapter:

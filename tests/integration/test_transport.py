@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import ssl
 import time
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from adapters.hrss.adapter import WSDL_FILE, HrssAdapter, PackageTransport, soap
 from adapters.medical.adapter import MedicalAdapter
 from gateway.client import GatewayClient
 from gateway.departments.registry import AdapterManager
-from gateway.departments.transport import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_message
+from gateway.departments.transport import SIGNATURE_HEADER, TIMESTAMP_HEADER, signed_message, sm2_public_key
 from gateway.domain.status import TaskStatus
 from gateway.sdk import DepartmentUnavailable
 from gateway.settings import Settings
@@ -124,6 +125,24 @@ async def test_department_refuses_unsigned_or_forged_requests(tmp_path, signing_
     outcome = await submit_through_core(tmp_path, url, signing_secret="medical-onboarding-secret")
     assert MedicalAdapter.status_table.lookup(outcome.native_status).status is TaskStatus.COMPLETED
     assert mock_stats(url)["registrations"] == 1
+
+
+async def test_a_department_that_asks_for_sm2_gets_sm2_signatures(tmp_path, monkeypatch):
+    """GB/T 32918 SM2 with SM3 where the department asks: it verifies with our public key; HMAC or another SM2 key
+    is refused."""
+    ours, theirs = secrets.token_hex(32), secrets.token_hex(32)
+    monkeypatch.setenv("MOCK_MEDICAL_GATEWAY_SM2_PUBLIC_KEY", sm2_public_key(ours))
+    server = start_in_thread(create_mock("medical"))
+    try:
+        for adapter in ({}, {"signing_secret": "medical-onboarding-secret"},
+                        {"signing_secret": theirs, "signing_algorithm": "sm2"}):
+            assert (await submit_through_core(tmp_path, server.url, **adapter)).native_status == "E0401"
+        assert mock_stats(server.url)["received"] == 0
+        outcome = await submit_through_core(tmp_path, server.url, signing_secret=ours, signing_algorithm="sm2")
+        assert MedicalAdapter.status_table.lookup(outcome.native_status).status is TaskStatus.COMPLETED
+        assert mock_stats(server.url)["registrations"] == 1
+    finally:
+        server.stop()
 
 
 def test_a_whole_case_completes_with_signed_department_requests(tmp_path, redis_url):

@@ -71,7 +71,7 @@ def submit_until_acknowledged(gw: RunningGateway, body: dict[str, Any], submissi
             assert response.status_code >= 500, response.text  # a refusal of the body itself would be a bug here
             if response.status_code == 503:  # the one error shape, and when to come back
                 code = response.json()["errors"][0]["code"]
-                assert code in ("store.not_replicated", "store.unavailable") and response.headers["Retry-After"]
+                assert code in ("store.not_replicated", "service.busy") and response.headers["Retry-After"]
                 if code == "store.not_replicated":
                     submission.answers[-1] = NOT_REPLICATED
         time.sleep(0.2)
@@ -145,7 +145,7 @@ def test_while_redis_is_down_the_api_answers_503_in_the_one_error_shape(tmp_path
         server.kill()
         response = gw.client.submit_case(window_case(0), idempotency_key=uuid.uuid4().hex)
         assert response.status_code == 503, response.text
-        assert response.json()["errors"][0]["code"] == "store.unavailable"
+        assert response.json()["errors"][0]["code"] == "service.busy"
         assert response.headers["Retry-After"] == "1"
     finally:
         gw.stop()

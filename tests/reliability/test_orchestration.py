@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.sdk import hmac_hex
+from mocks.common import callback_headers
+from tests.support.forms import valid_section
 from tests.support.harness import RunningGateway, applicant, start_gateway
 
 MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
@@ -24,7 +25,8 @@ JIUJIANG_SECTIONS = {
     "employee_medical_enrolment": {"insured_place": "360400", "contribution_tier": "combined_accounts",
                                    "insured_elsewhere": False},
     "housing_fund_account": {"collection_point": "360400", "monthly_amount": 500, "has_employment_contract": False,
-                             "insured_elsewhere": False, "deposit_commitment": True},
+                             "insured_elsewhere": False, "income_and_credit": True,
+                             "deposit_commitment": True},
 }
 
 
@@ -35,12 +37,9 @@ def medical_case(sequence: int = 123, channel: str = "online") -> dict[str, Any]
 
 
 def catalogue_sections(gw: RunningGateway, profile: str) -> dict[str, Any]:
-    """Sections filled from the catalogue's schemas by the platform's own filler, so the test follows the profile."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "shared" / "contract"))
-    from platform_client import valid_instance
-
+    """Sections filled from the catalogue's schemas by a generic form filler, so the test follows the profile."""
     catalogue = {m["code"]: m for m in gw.client.profile(profile).json()["matters"]}
-    return {code: valid_instance(m["section_schema"], code) for code, m in catalogue.items()}
+    return {code: valid_section(m["section_schema"], code) for code, m in catalogue.items()}
 
 
 def jiujiang_sections(gw: RunningGateway) -> dict[str, Any]:
@@ -140,11 +139,11 @@ def test_the_breaker_opens_on_an_outage_tasks_wait_and_resume_after_it(gw):
     assert 'gateway_breaker_deferred_total{adapter="medical"}' in httpx.get(metrics_url).text
 
 
-def signed_callback(secret: str, payload: dict[str, Any], prefix: str) -> tuple[bytes, dict[str, str]]:
+def signed_callback(secret: str, payload: dict[str, Any], prefix: str, adapter: str,
+                    request_id: str) -> tuple[bytes, dict[str, str]]:
     body = json.dumps(payload).encode()
-    timestamp = str(int(time.time()))
-    return body, {"Content-Type": "application/json", f"X-{prefix}-Timestamp": timestamp,
-                  f"X-{prefix}-Signature": hmac_hex(secret, timestamp.encode() + b"\n" + body)}
+    return body, callback_headers(secret, adapter, request_id, body, signature_header=f"X-{prefix}-Signature",
+                                  timestamp_header=f"X-{prefix}-Timestamp")
 
 
 def test_forged_callbacks_change_nothing_and_duplicates_are_harmless(gw):
@@ -160,17 +159,17 @@ def test_forged_callbacks_change_nothing_and_duplicates_are_harmless(gw):
     payload = {"requestId": request_id, "rc": "0", "errcode": None, "message": "办结", "zt": "09",
                "ywlsh": task["reference"]}
     url = gw.base_url + "/v1/callbacks/hrss"
-    body, headers = signed_callback("not-the-department-key", payload, "Hrss")
+    body, headers = signed_callback("not-the-department-key", payload, "Hrss", "hrss", request_id)
     assert httpx.post(url, content=body, headers=headers).status_code == 401
     assert httpx.post(url, content=body, headers={"Content-Type": "application/json"}).status_code == 401
     assert gw.case(case_id)["tasks"][0]["status"] == "in_review"
     case = gw.wait_terminal(case_id)  # the department's own genuine callback (or our poll) completes it
     assert case["tasks"][0]["status"] == "completed"
-    body, headers = signed_callback("dev-callback-secret", payload, "Hrss")
+    body, headers = signed_callback(gw.callback_secrets["hrss"], payload, "Hrss", "hrss", request_id)
     repeat = httpx.post(url, content=body, headers=headers)
     assert repeat.status_code == 200 and repeat.json()["result"] == "duplicate"
     late = dict(payload, zt="01", message="已受理，审核中")
-    body, headers = signed_callback("dev-callback-secret", late, "Hrss")
+    body, headers = signed_callback(gw.callback_secrets["hrss"], late, "Hrss", "hrss", request_id)
     assert httpx.post(url, content=body, headers=headers).json()["result"] == "stale"
     assert gw.case(case_id)["tasks"][0]["status"] == "completed"
 
@@ -207,7 +206,7 @@ def test_an_unknown_native_code_is_explicit_counted_and_alerting(redis_url, tmp_
         # The tax system calls back with a state nobody put in its status table.
         payload = {"head": {"tranId": "SBF.TZ.JKJG", "tranSeq": request_id, "rtnCode": "0000", "rtnMsg": "成功"},
                    "body": {"ywlsh": request_id, "sbzt": "refund_pending"}}
-        raw, headers = signed_callback("dev-callback-secret", payload, "Gt3")
+        raw, headers = signed_callback(gw.callback_secrets["tax"], payload, "Gt3", "tax", request_id)
         answer = httpx.post(gw.base_url + "/v1/callbacks/tax", content=raw, headers=headers)
         assert answer.json()["result"] == "applied"
         case = gw.case(case_id)

@@ -21,7 +21,7 @@ import redis
 from gateway.client import GatewayClient
 from gateway.store.embedded_redis import EmbeddedRedis
 from mocks.serving import RunningServer, create_mock, free_port, start_in_thread
-from tests.support.harness import PLATFORM, TERMINAL, WINDOW, IdentityService, applicant
+from tests.support.harness import OPERATOR, PLATFORM, TERMINAL, WINDOW, IdentityService, applicant
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
@@ -128,7 +128,7 @@ def test_a_worker_killed_mid_task_loses_nothing_and_registers_nobody_twice(tmp_p
     try:
         urls = [cluster.start_api("api-1"), cluster.start_api("api-2")]
         cluster.start_worker("worker-a")
-        clients = [GatewayClient(url, *WINDOW) for url in urls]
+        clients = [GatewayClient(url, *WINDOW, operator_id=OPERATOR) for url in urls]
         case_ids = []
         for i in range(6):
             response = clients[i % 2].submit_case(window_case(100 + 10 * i + 3))
@@ -155,7 +155,7 @@ def test_redis_killed_and_restarted_loses_no_acknowledged_case(tmp_path, own_red
     cluster = Cluster(tmp_path, own_redis.url, medical)
     try:
         url = cluster.start_api("api")
-        client = GatewayClient(url, *WINDOW)
+        client = GatewayClient(url, *WINDOW, operator_id=OPERATOR)
         acknowledged = []
         for i in range(20):
             response = client.submit_case(window_case(100 + 10 * (i % 70) + 3 + (i // 70)))
@@ -176,7 +176,7 @@ def test_a_step_slower_than_the_redelivery_window_is_not_taken_over_by_another_w
     httpx.post(medical.url + "/_mock/faults", json={"latency_ms": 4500}).raise_for_status()
     cluster = Cluster(tmp_path, own_redis.url, medical)  # GATEWAY_REDELIVER_AFTER_S=2: well below 4.5 s
     try:
-        client = GatewayClient(cluster.start_api("api"), *WINDOW)
+        client = GatewayClient(cluster.start_api("api"), *WINDOW, operator_id=OPERATOR)
         cluster.start_worker("worker-a")
         cluster.start_worker("worker-b")
         # Both must be reading before the cases arrive, or nobody could take over a step anyway.

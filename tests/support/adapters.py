@@ -9,13 +9,16 @@ from typing import Any, TypeVar
 import httpx
 import structlog
 
-from gateway.sdk import AdapterContext, AdapterSettings, DepartmentAdapter, DepartmentRequest, request_id_for
+from gateway.sdk import AdapterContext, AdapterSettings, DepartmentAdapter, DepartmentRequest, new_request_id
+from mocks.common import env_secret
 
 A = TypeVar("A", bound=DepartmentAdapter)
 
 
 @asynccontextmanager
 async def running_adapter(adapter_cls: type[A], base_url: str, **settings: Any) -> AsyncIterator[A]:
+    # By default the key the mock department of that name signs with (tests may know both sides).
+    settings.setdefault("callback_secret", env_secret(adapter_cls.name))
     adapter_settings = AdapterSettings(base_url=base_url, **settings)
     async with httpx.AsyncClient(timeout=adapter_settings.timeout_s) as http:
         ctx = AdapterContext(name=adapter_cls.name, settings=adapter_settings, http=http,
@@ -38,7 +41,7 @@ def department_request(matter: str, *, id_number: str = "450103199005171239", ca
               "birth_date": f"{id_number[6:10]}-{id_number[10:12]}-{id_number[12:14]}"}
     person.update(applicant)
     return DepartmentRequest(
-        request_id=request_id_for(case_id, matter, operation), case_id=case_id, matter=matter, operation=operation,
+        request_id=new_request_id(), case_id=case_id, matter=matter, operation=operation,
         profile=profile, channel="online", region_code=region_code, applicant=person, section=section or {},
         agent=None, callback_url=callback_url,
     )

@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import random
+import secrets
 import threading
 import time
 import uuid
@@ -101,6 +102,7 @@ class RunningGateway:
     identity: IdentityService
     mocks: dict[str, RunningServer]
     webhook: Recorder
+    callback_secrets: dict[str, str]  # each department's own key, known to its mock and its adapter
     thread: threading.Thread
     loop: asyncio.AbstractEventLoop
     stop_event: asyncio.Event
@@ -129,7 +131,9 @@ class RunningGateway:
                                   assertion=assertion or None)
 
     def case(self, case_id: str) -> dict[str, Any]:
-        response = self.client.get_case(case_id)
+        """The case as its own caller sees it (a caller sees only its own cases)."""
+        owner = self.redis().hget(f"gw:{{{case_id}}}:case", "caller")
+        response = (self.window_client if owner == WINDOW[0] else self.client).get_case(case_id)
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
 
@@ -174,11 +178,12 @@ class RunningGateway:
 
 PLATFORM = ("test-platform", "test-platform-secret")
 WINDOW = ("test-window", "test-window-secret")
+OPERATOR = "clerk-0042"  # the window clerk the window client signs as
 
 
 def test_settings(tmp_path: Path, redis_url: str, mocks: dict[str, RunningServer], identity: IdentityService,
-                  webhook_url: str, adapter_extra: dict[str, dict[str, Any]] | None = None,
-                  **overrides: Any) -> Settings:
+                  webhook_url: str, callback_secrets: dict[str, str],
+                  adapter_extra: dict[str, dict[str, Any]] | None = None, **overrides: Any) -> Settings:
     callers = tmp_path / "callers.json"
     callers.write_text(json.dumps([
         {"app_id": PLATFORM[0], "secret": PLATFORM[1], "name": "test platform"},
@@ -188,7 +193,8 @@ def test_settings(tmp_path: Path, redis_url: str, mocks: dict[str, RunningServer
     values: dict[str, Any] = dict(
         redis_url=redis_url, var_dir=tmp_path / "var", api_port=port, callers_file=callers,
         identity_jwks_file=identity.jwks_path, identity_issuer=identity.issuer,
-        adapters={name: {"base_url": server.url, "timeout_s": 1.0, **(adapter_extra or {}).get(name, {})}
+        adapters={name: {"base_url": server.url, "timeout_s": 1.0, "callback_secret": callback_secrets[name],
+                         **(adapter_extra or {}).get(name, {})}
                   for name, server in mocks.items() if name != "sms"},
         sms_url=mocks["sms"].url if "sms" in mocks else None, webhook_url=webhook_url,
         retry_attempts=4, retry_max_s=5.0, retry_initial_s=0.05, retry_cap_s=0.2, redeliver_after_s=3.0,
@@ -204,8 +210,10 @@ def start_gateway(tmp_path: Path, redis_url: str, *, mock_names: Iterable[str] =
                   adapter_extra: dict[str, dict[str, Any]] | None = None, **overrides: Any) -> RunningGateway:
     # The mocks read their behaviour from the environment when they are created, as they would at start-up.
     saved = dict(os.environ)
+    callback_secrets = {name: secrets.token_hex(32) for name in mock_names}
     os.environ.update({"MOCK_APPLICANT_DELAY_S": applicant_delay, "MOCK_HRSS_REVIEW_S": "0.3",
-                       "MOCK_HRSS_CARD_S": "0.3", **(mock_env or {})})
+                       "MOCK_HRSS_CARD_S": "0.3", **(mock_env or {}),
+                       **{f"MOCK_{name.upper()}_CALLBACK_SECRET": secret for name, secret in callback_secrets.items()}})
     try:
         mocks = {name: start_in_thread(create_mock(name)) for name in mock_names}
     finally:
@@ -214,7 +222,8 @@ def start_gateway(tmp_path: Path, redis_url: str, *, mock_names: Iterable[str] =
     flush(redis_url)
     identity = IdentityService(tmp_path)
     webhook = Recorder()
-    settings = test_settings(tmp_path, redis_url, mocks, identity, webhook.url, adapter_extra, **overrides)
+    settings = test_settings(tmp_path, redis_url, mocks, identity, webhook.url, callback_secrets, adapter_extra,
+                             **overrides)
     started = threading.Event()
     holder: dict[str, Any] = {}
 
@@ -237,8 +246,9 @@ def start_gateway(tmp_path: Path, redis_url: str, *, mock_names: Iterable[str] =
         raise RuntimeError(f"gateway did not start: {holder.get('error')!r}")
     base = settings.base_url
     return RunningGateway(settings=settings, redis_url=redis_url, client=GatewayClient(base, *PLATFORM),
-                          window_client=GatewayClient(base, *WINDOW), identity=identity, mocks=mocks,
-                          webhook=webhook, thread=thread, loop=holder["loop"], stop_event=holder["stop"])
+                          window_client=GatewayClient(base, *WINDOW, operator_id=OPERATOR), identity=identity,
+                          mocks=mocks, webhook=webhook, callback_secrets=callback_secrets, thread=thread,
+                          loop=holder["loop"], stop_event=holder["stop"])
 
 
 def sync_redis(url: str) -> redis.Redis:
@@ -259,5 +269,6 @@ def flush(redis_url: str) -> None:
 
 
 def applicant(division: str = "450103", birth: str = "19900517", sequence: int = 123, **extra: Any) -> dict[str, Any]:
+    # The household is declared, as a platform pre-fills it (信息预填): here, where the mock population has it.
     return {"name": "韦样例", "id_type": "resident_id", "id_number": id_number(division, birth, sequence),
-            "phone": "13912345678", **extra}
+            "phone": "13912345678", "household_division_code": division, **extra}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +12,12 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from gateway.domain.identity_numbers import check_character
-from gateway.domain.validation import materials_for, validate_application
+from gateway.domain.materials import materials_for
+from gateway.domain.validation import validate_application
 from gateway.profiles.catalogue import catalogue, catalogue_index
 from gateway.profiles.check import check_profile_file
 from gateway.profiles.loader import ProfileError, ProfileRegistry, load_profile
-
-sys.path.insert(0, "/work/shared/contract")
-from platform_client import fill  # noqa: E402  (the platform's independent form filler)
+from tests.support.forms import valid_section
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = ROOT / "profiles"
@@ -149,8 +147,8 @@ def _filled_application(registry: ProfileRegistry, profile_code: str, matter_cod
         matters = ["employee_pension_enrolment", matter_code]
     sections = {}
     for code in matters:
-        value = fill(_entry(cat, code)["section_schema"])
-        if value:  # exactly what platform_client.application() does
+        value = valid_section(_entry(cat, code)["section_schema"], code)
+        if value:  # an empty section is left out, as a form renderer does
             sections[code] = value
     division = {"guangxi": "450103", "jiujiang": "360402", "demo_city": "330106"}[profile_code]
     return {
@@ -160,6 +158,7 @@ def _filled_application(registry: ProfileRegistry, profile_code: str, matter_cod
             "name": "测试",
             "id_type": "resident_id",
             "id_number": id_number(division, "19900307"),
+            "household_division_code": division,
             "phone": "13912345678",
         },
         "matters": matters,
@@ -185,8 +184,11 @@ def test_catalogue_shape(registry):
     assert set(cat) == {"profile", "name_zh", "name_en", "matters", "rules"}
     assert [m["code"] for m in cat["matters"]] == list(GUANGXI)
     for entry in cat["matters"]:
-        assert set(entry) == {"code", "name_zh", "name_en", "department", "section_schema", "materials", "time_limits"}
-    assert cat["rules"]["time_limits"] == {"promised_working_days": 8, "statutory_working_days": 85}
+        assert set(entry) == {"code", "name_zh", "name_en", "department", "section_schema", "materials", "time_limits",
+                              "statutory_working_days", "id_types", "notices"}
+    assert cat["rules"]["time_limits"] == {
+        "promised_working_days": 8, "statutory_working_days": 85, "statutory_formula": "sum_of_matters"
+    }
     assert cat["rules"]["prerequisites"]["contribution_declaration"]["or_already_held"] is True
     json.dumps(cat, ensure_ascii=False)  # serialisable as is
     index = catalogue_index(registry)
@@ -263,7 +265,7 @@ def _variant(tmp_path: Path, change) -> Path:
 
 def test_check_accepts_the_shipped_profiles():
     for path in (*PROFILES.glob("*.yaml"), DEMO):
-        assert check_profile_file(path, known_operations=OPERATIONS) == []
+        assert check_profile_file(path, known_operations=OPERATIONS).problems == []
 
 
 def test_check_unknown_operation_and_adapter(tmp_path):
@@ -271,21 +273,21 @@ def test_check_unknown_operation_and_adapter(tmp_path):
         doc["matters"][0]["operation"] = "pension_signup"
         doc["matters"][1]["adapter"] = "customs"
 
-    problems = check_profile_file(_variant(tmp_path, change), known_operations=OPERATIONS)
+    problems = check_profile_file(_variant(tmp_path, change), known_operations=OPERATIONS).problems
     assert any(
         "matters[0] (employee_pension_enrolment): operation 'pension_signup' is not offered by adapter 'hrss'" in p
         for p in problems
     ), problems
     assert any("matters[1] (contribution_declaration): unknown adapter 'customs'" in p for p in problems)
     # Without the installed adapters' table the operation cannot be judged and is not.
-    assert check_profile_file(_variant(tmp_path, change)) == []
+    assert check_profile_file(_variant(tmp_path, change)).problems == []
 
 
 def test_check_exclusion_naming_an_unknown_matter(tmp_path):
     def change(doc):
         doc["mutually_exclusive"] = [["employee_pension_enrolment", "resident_pension_enrolment"]]
 
-    problems = check_profile_file(_variant(tmp_path, change))
+    problems = check_profile_file(_variant(tmp_path, change)).problems
     assert any("mutually_exclusive[0]: names unknown matter 'resident_pension_enrolment'" in p for p in problems)
 
 
@@ -293,7 +295,7 @@ def test_check_prerequisite_cycle(tmp_path):
     def change(doc):
         doc["matters"][0]["prerequisite"] = {"any_of": ["contribution_declaration"]}
 
-    problems = check_profile_file(_variant(tmp_path, change))
+    problems = check_profile_file(_variant(tmp_path, change)).problems
     assert any(
         "prerequisites form a cycle: employee_pension_enrolment -> contribution_declaration -> "
         "employee_pension_enrolment" in p
@@ -305,7 +307,7 @@ def test_check_duplicate_codes(tmp_path):
     def change(doc):
         doc["matters"][1]["code"] = "employee_pension_enrolment"
 
-    problems = check_profile_file(_variant(tmp_path, change))
+    problems = check_profile_file(_variant(tmp_path, change)).problems
     assert any("matters[1]: duplicate matter code 'employee_pension_enrolment'" in p for p in problems), problems
 
 
@@ -313,7 +315,7 @@ def test_check_invalid_json_schema(tmp_path):
     def change(doc):
         doc["matters"][0]["section"]["properties"]["tier"] = {"type": "amount"}
 
-    problems = check_profile_file(_variant(tmp_path, change))
+    problems = check_profile_file(_variant(tmp_path, change)).problems
     assert any("matters[0] (employee_pension_enrolment): section is not a valid JSON Schema" in p for p in problems)
 
 
@@ -322,7 +324,7 @@ def test_check_model_errors_name_the_matter(tmp_path):
         doc["matters"][1]["time_limits"] = {"online": -1, "window": 0}
         doc["matters"][0]["department"] = "customs"
 
-    problems = check_profile_file(_variant(tmp_path, change))
+    problems = check_profile_file(_variant(tmp_path, change)).problems
     assert any("matters[1] (contribution_declaration).time_limits.online" in p for p in problems), problems
 
 
@@ -334,13 +336,13 @@ def test_check_reports_every_problem_and_broken_yaml(tmp_path):
             {"field": "changes.*.item", "in": ["name"], "channels": ["window"], "reason_zh": "x", "reason_en": "x"}
         ]
 
-    problems = check_profile_file(_variant(tmp_path, change))
+    problems = check_profile_file(_variant(tmp_path, change)).problems
     assert any("unknown department 'customs'" in p for p in problems)
     assert any("time_limits.online = 9 exceeds the whole-case promise of 3" in p for p in problems)
     assert any("channel limit names unknown section field 'changes.*.item'" in p for p in problems)
     broken = tmp_path / "broken.yaml"
     broken.write_text("code: [unclosed\n", encoding="utf-8")
-    assert "invalid YAML" in check_profile_file(broken)[0]
+    assert "invalid YAML" in check_profile_file(broken).problems[0]
 
 
 def test_a_broken_profile_never_starts_the_gateway(tmp_path):
@@ -355,6 +357,7 @@ def test_a_new_department_is_accepted_once_its_adapter_is_installed(tmp_path):
         doc["matters"][0].update(department="water_board", adapter="water_board", operation="water_application")
 
     path = _variant(tmp_path, change)
-    assert any("unknown adapter 'water_board'" in p for p in check_profile_file(path, known_operations=OPERATIONS))
+    problems = check_profile_file(path, known_operations=OPERATIONS).problems
+    assert any("unknown adapter 'water_board'" in p for p in problems)
     installed = {**OPERATIONS, "water_board": {"water_application"}}
-    assert check_profile_file(path, known_operations=installed) == []
+    assert check_profile_file(path, known_operations=installed).problems == []

@@ -28,13 +28,19 @@ BODY = b'{"requestId": "GW1"}'
 TS, SIG = "X-Unit-Timestamp", "X-Unit-Signature"
 
 
-def signed(timestamp: str, body: bytes = BODY, secret: str = SECRET) -> dict[str, str]:
-    return {TS: timestamp, SIG: hmac_hex(secret, timestamp.encode() + b"\n" + body)}
+RID = "X-Request-Id"
+
+
+def signed(timestamp: str, body: bytes = BODY, secret: str = SECRET, *, adapter: str = "unit",
+           request_id: str = "GW1") -> dict[str, str]:
+    """The contract written out: HMAC over adapter name, request id, timestamp and body, one per line."""
+    message = adapter.encode() + b"\n" + request_id.encode() + b"\n" + timestamp.encode() + b"\n" + body
+    return {TS: timestamp, RID: request_id, SIG: hmac_hex(secret, message)}
 
 
 def verify(headers: dict[str, str], body: bytes = BODY, **kwargs: float) -> None:
-    verify_signed_callback(headers, body, secret=SECRET, timestamp_header=TS, signature_header=SIG,
-                           department="unit", **kwargs)
+    verify_signed_callback(headers, body, adapter="unit", request_id="GW1", secret=SECRET, timestamp_header=TS,
+                           signature_header=SIG, department="unit", **kwargs)
 
 
 def now() -> str:
@@ -49,10 +55,10 @@ def test_a_genuine_callback_passes_whatever_the_header_case():
     verify({key.upper(): value.upper() for key, value in signed(now()).items()})
 
 
-@pytest.mark.parametrize("drop", [TS, SIG])
+@pytest.mark.parametrize("drop", [TS, SIG, RID])
 def test_a_missing_header_is_refused_by_its_name(drop):
     headers = {key: value for key, value in signed(now()).items() if key != drop}
-    with pytest.raises(InvalidCallback, match=f"unit callback without {TS} / {SIG}"):
+    with pytest.raises(InvalidCallback, match=f"unit callback without {TS} / {SIG} / {RID}"):
         verify(headers)
     with pytest.raises(InvalidCallback, match="without"):
         verify({**headers, drop: ""})
@@ -63,8 +69,11 @@ def test_forgeries_are_refused():
     for headers, body in [
         (signed(timestamp, secret="someone-else"), BODY),
         (signed(timestamp), BODY + b" "),  # body altered after signing
-        ({TS: str(int(timestamp) + 1), SIG: signed(timestamp)[SIG]}, BODY),  # timestamp altered after signing
-        ({TS: timestamp, SIG: "0" * 64}, BODY),
+        ({**signed(timestamp), TS: str(int(timestamp) + 1)}, BODY),  # timestamp altered after signing
+        ({TS: timestamp, RID: "GW1", SIG: "0" * 64}, BODY),
+        ({**signed(timestamp), SIG: "é" * 64}, BODY),  # not even ASCII: refused, not an exception
+        (signed(timestamp, adapter="other"), BODY),  # a signature made for another adapter
+        (signed(timestamp, secret=""), BODY),
     ]:
         with pytest.raises(InvalidCallback, match="unit callback signature does not verify"):
             verify(headers, body)
@@ -89,6 +98,19 @@ def test_the_age_limit_is_the_adapters_to_set():
         verify(signed(timestamp), max_age_s=60)
     verify(signed(str(int(time.time()) - 3000)), max_age_s=3600)
     verify(signed(f"{time.time():.3f}"))  # fractional seconds are a number too
+
+
+def test_a_callback_signed_for_another_request_is_refused():
+    with pytest.raises(InvalidCallback, match="X-Request-Id is not the request id of its body"):
+        verify(signed(now(), request_id="GW2"))  # genuine, but for another task
+    with pytest.raises(InvalidCallback, match="X-Request-Id is not the request id of its body"):
+        verify({**signed(now()), RID: "GW2"})
+
+
+def test_an_unset_secret_verifies_nothing():
+    with pytest.raises(InvalidCallback, match="signature does not verify"):
+        verify_signed_callback(signed(now(), secret=""), BODY, adapter="unit", request_id="GW1", secret="",
+                               timestamp_header=TS, signature_header=SIG, department="unit")
 
 
 # ---- post_json

@@ -2,7 +2,15 @@
 
 import pytest
 
-from gateway.domain.status import TERMINAL, CaseStatus, TaskStatus, can_transition, derive_case_status, sources_of
+from gateway.domain.status import (
+    DEPARTMENT_BACK_STEPS,
+    TERMINAL,
+    CaseStatus,
+    TaskStatus,
+    can_transition,
+    derive_case_status,
+    sources_of,
+)
 
 S = TaskStatus
 
@@ -23,9 +31,16 @@ def test_allowed(current, target):
     (S.COMPLETED, S.IN_REVIEW), (S.COMPLETED, S.REJECTED), (S.REJECTED, S.COMPLETED), (S.IN_REVIEW, S.ACCEPTED),
     (S.IN_REVIEW, S.SUBMITTED), (S.PENDING, S.SUBMITTED), (S.PENDING, S.COMPLETED), (S.SKIPPED, S.QUEUED),
     (S.CANCELLED, S.QUEUED), (S.QUEUED, S.UNKNOWN_NATIVE_STATUS), (S.COMPLETED, S.COMPLETED),
+    (S.AWAITING_PAYMENT, S.SUBMITTED), (S.AWAITING_PAYMENT, S.ACCEPTED), (S.ACCEPTED, S.SUBMITTED),
 ])
 def test_refused(current, target):
     assert not can_transition(current, target)
+
+
+def test_the_only_backwards_moves_are_the_documented_department_driven_ones():
+    progress = [S.QUEUED, S.SUBMITTED, S.ACCEPTED, S.IN_REVIEW, S.AWAITING_PAYMENT, S.COMPLETED]
+    backwards = {(a, b) for i, a in enumerate(progress) for b in progress[:i] if can_transition(a, b)}
+    assert backwards == set(DEPARTMENT_BACK_STEPS) == {(S.AWAITING_PAYMENT, S.IN_REVIEW)}
 
 
 def test_terminal_states_never_move_except_failed_back_to_the_queue():

@@ -30,6 +30,7 @@ SECTIONS: dict[str, dict[str, Any]] = {
     "resident_pension_enrolment": {
         "contribution_tier": 300,
         "is_student": False,
+        "public_staff": False,
         "old_rural_pension": False,
         "other_pension": False,
     },
@@ -40,10 +41,10 @@ SECTIONS: dict[str, dict[str, Any]] = {
         "id_valid_to": "2036-05-01",
         "card_applied_before": False,
     },
-    "resident_medical_enrolment": {"community": "新竹社区"},
+    "resident_medical_enrolment": {"community": "新竹社区", "employed": False},
     "resident_medical_change": {
         "insured_unit": "新竹社区",
-        "changes": [{"item": "mobile_phone", "before": "13800000000", "after": "13912345678", "confirmed": True}],
+        "changes": [{"item": "移动电话", "before": "13800000000", "after": "13912345678", "confirmed": True}],
     },
     "employee_medical_enrolment": {
         "insured_place": "450100",
@@ -51,7 +52,7 @@ SECTIONS: dict[str, dict[str, Any]] = {
         "scheme": "combined_accounts",
     },
     "employee_medical_change": {
-        "changes": [{"item": "residence_address", "before": "青秀区", "after": "兴宁区", "confirmed": True}]
+        "changes": [{"item": "常住地详细地址", "before": "青秀区", "after": "兴宁区", "confirmed": True}]
     },
     "contribution_declaration": {
         "rows": [
@@ -81,6 +82,7 @@ def body(*matters: str, **changes: Any) -> dict[str, Any]:
             "id_type": "resident_id",
             "id_number": id_number("19900307"),
             "phone": "13912345678",
+            "household_division_code": "450103",
         },
         "matters": list(matters),
         "sections": {m: copy.deepcopy(SECTIONS[m]) for m in matters if m != "employee_pension_enrolment"},
@@ -190,89 +192,120 @@ RETIREMENT_BOUNDARIES = [
 
 
 @pytest.mark.parametrize(("birth", "sequence", "before", "on"), RETIREMENT_BOUNDARIES)
-@pytest.mark.parametrize("matter", ["employee_pension_enrolment", "resident_pension_enrolment"])
-def test_retirement_age_boundaries_around_the_2025_reform(registry, matter, birth, sequence, before, on):
-    applicant = {
-        "name": "韦",
-        "id_type": "resident_id",
-        "id_number": id_number(birth, sequence),
-        "phone": "13912345678",
-    }
-    data = body(matter, applicant=applicant)
+def test_retirement_age_boundaries_around_the_2025_reform(registry, birth, sequence, before, on):
+    """四.3(1): 「尚未达到法定退休年龄的…灵活就业人员，可参加企业职工基本养老保险」."""
+    data = body("employee_pension_enrolment", applicant=guangxi_applicant(id_number(birth, sequence)))
     assert codes(registry, data, today=before) == []
     assert codes(registry, data, today=on) == [("applicant.age.over_retirement", "applicant.id_number")]
 
 
+def guangxi_applicant(number: str, **extra: Any) -> dict[str, Any]:
+    return {"name": "韦", "id_type": "resident_id", "id_number": number, "phone": "13912345678",
+            "household_division_code": "450103", **extra}
+
+
+def test_a_61_year_old_rural_man_enrols_in_the_resident_pension(registry):
+    """四.3(2): 「具有广西壮族自治区户籍、年满16周岁（不含在校学生），非国家机关和事业单位工作人员
+    及不属于企业职工基本养老保险制度覆盖范围的城乡居民，在户籍地参加城乡居民养老保险」: no upper age."""
+    data = body("resident_pension_enrolment", applicant=guangxi_applicant(id_number("19650601")))
+    assert codes(registry, data) == []
+
+
+def test_employee_medical_enrolment_has_no_retirement_bar(registry):
+    """四.4(1): 「16周岁以上的未就业的城乡居民…申请参加城乡居民基本医疗保险或职工基本医疗保险」: no retirement bar."""
+    data = body("employee_medical_enrolment", applicant=guangxi_applicant(id_number("19600101")))
+    assert codes(registry, data) == []
+
+
 def test_retirement_does_not_limit_matters_without_the_rule(registry):
-    applicant = {"name": "韦", "id_type": "resident_id", "id_number": id_number("19500101"), "phone": "13912345678"}
+    applicant = guangxi_applicant(id_number("19500101"))
     assert codes(registry, body("social_security_card", "resident_medical_enrolment", applicant=applicant)) == []
 
 
 @pytest.mark.parametrize(
-    "matter",
-    [
-        "resident_pension_enrolment",
-        "resident_medical_enrolment",
-        "resident_medical_change",
-        "employee_medical_enrolment",
-        "employee_medical_change",
-    ],
+    "matter", ["resident_pension_enrolment", "resident_medical_enrolment", "employee_medical_enrolment"]
 )
 def test_sixteen_years_minimum(registry, matter):
-    applicant = {"name": "韦", "id_type": "resident_id", "id_number": id_number("20101123"), "phone": "13912345678"}
+    """四.3(2) 「年满16周岁」 and 四.4(1) 「16周岁以上的…城乡居民」."""
+    applicant = guangxi_applicant(id_number("20101123"))
     assert codes(registry, body(matter, applicant=applicant), today=datetime.date(2026, 11, 23)) == []
     assert codes(registry, body(matter, applicant=applicant), today=datetime.date(2026, 11, 22)) == [
         ("applicant.age.under_minimum", "applicant.id_number")
     ]
 
 
+@pytest.mark.parametrize("matter", ["resident_medical_change", "employee_medical_change"])
+def test_change_registrations_have_no_minimum_age(registry, matter):
+    """四.4(3): 「申请办理参保信息变更的，申请人应为已经参加城乡居民基本医疗保险或职工基本医疗保险的自然人」: no age."""
+    applicant = guangxi_applicant(id_number("20110601"))
+    assert codes(registry, body(matter, applicant=applicant)) == []
+
+
 def test_no_minimum_age_for_the_card(registry):
-    applicant = {"name": "韦", "id_type": "resident_id", "id_number": id_number("20150101"), "phone": "13912345678"}
+    applicant = guangxi_applicant(id_number("20150101"))
     assert codes(registry, body("social_security_card", applicant=applicant)) == []
 
 
 @pytest.mark.parametrize(
-    ("extra", "id_division", "expected"),
+    ("declared", "id_division", "expected"),
     [
-        ({}, "450103", []),
-        ({}, "440304", [("eligibility.household_registration", "applicant.id_number")]),
-        ({"household_division_code": "450203"}, "440304", []),
+        ({"household_division_code": "450103"}, "450103", []),
+        # A moved-in person (ID from 深圳) with a Guangxi household is accepted: the ID's division is not the 户籍.
+        ({"household_division_code": "450103"}, "440304", []),
         (
             {"household_division_code": "440304"},
             "450103",
             [("eligibility.household_registration", "applicant.household_division_code")],
         ),
-        ({"household_address": "广西壮族自治区南宁市青秀区"}, "440304", []),
+        # Nothing is guessed from the ID number or a typed address: the household is declared.
+        ({}, "450103", [("field.required", "applicant.household_division_code")]),
         (
-            {"household_address": "广东省深圳市福田区"},
-            "450103",
-            [("eligibility.household_registration", "applicant.household_address")],
+            {"household_address": "广西壮族自治区南宁市青秀区"},
+            "440304",
+            [("field.required", "applicant.household_division_code")],
         ),
     ],
 )
-def test_resident_pension_needs_guangxi_household_registration(registry, extra, id_division, expected):
-    applicant = {
-        "name": "韦",
-        "id_type": "resident_id",
-        "id_number": id_number("19900307", division=id_division),
-        "phone": "13912345678",
-        **extra,
-    }
+def test_resident_pension_needs_a_declared_guangxi_household(registry, declared, id_division, expected):
+    """四.3(2): 「具有广西壮族自治区户籍…在户籍地参加城乡居民养老保险」."""
+    applicant = {"name": "韦", "id_type": "resident_id", "phone": "13912345678",
+                 "id_number": id_number("19900307", "523", division=id_division), **declared}
     assert codes(registry, body("resident_pension_enrolment", applicant=applicant)) == expected
 
 
 def test_hmt_permit_holders_enrol_where_they_live(registry):
-    applicant = {
-        "name": "陈",
-        "id_type": "hmt_residence_permit",
-        "id_number": id_number("19900307", division="810000"),
-        "phone": "13912345678",
-    }
+    """四.3(2): 「在广西壮族自治区内居住且办理港澳台居民居住证…
+    持港澳台居民居住证可以在居住地参加城乡居民基本养老保险」."""
+    applicant = {"name": "陈", "id_type": "hmt_residence_permit", "phone": "13912345678",
+                 "id_number": id_number("19900307", division="810000")}
     assert codes(registry, body("resident_pension_enrolment", applicant=applicant)) == [
-        ("eligibility.household_registration", "applicant.residence_address")
+        ("field.required", "applicant.residence_division_code")
     ]
-    applicant["residence_address"] = "广西壮族自治区南宁市青秀区"
+    applicant["residence_division_code"] = "440304"
+    assert codes(registry, body("resident_pension_enrolment", applicant=applicant)) == [
+        ("eligibility.household_registration", "applicant.residence_division_code")
+    ]
+    applicant["residence_division_code"] = "450103"
     assert codes(registry, body("resident_pension_enrolment", applicant=applicant)) == []
+
+
+@pytest.mark.parametrize(
+    ("declared", "expected"),
+    [
+        ({"household_division_code": "450103"}, []),
+        ({"household_division_code": "440304", "residence_division_code": "450105"}, []),
+        (
+            {"household_division_code": "440304", "residence_division_code": "440305"},
+            [("eligibility.household_registration", "applicant.household_division_code")],
+        ),
+    ],
+)
+def test_medical_enrolment_at_household_or_residence(registry, declared, expected):
+    """四.4(2): 「申请人应在户籍地或居住地参保」."""
+    applicant = {"name": "韦", "id_type": "resident_id", "phone": "13912345678", "id_number": id_number("19900307"),
+                 **declared}
+    assert codes(registry, body("resident_medical_enrolment", applicant=applicant)) == expected
+    assert codes(registry, body("employee_medical_enrolment", applicant=applicant)) == expected
 
 
 def test_students_cannot_enrol_in_resident_pension(registry):
@@ -352,10 +385,11 @@ def test_card_section(registry, changes, expected):
 
 
 @pytest.mark.parametrize("matter", ["resident_medical_change", "employee_medical_change"])
-@pytest.mark.parametrize("item", ["name", "id_number"])
-def test_name_or_id_change_only_at_the_window(registry, matter, item):
+@pytest.mark.parametrize(("item", "after"), [("姓名", "乙"), ("公民身份号码", id_number("19900307", "125"))])
+def test_name_or_id_change_only_at_the_window(registry, matter, item, after):
+    """四.4(3): 「变更姓名、公民身份号码等重要个人信息的，只能线下办理」; 变更事项名称 is the form's free text."""
     data = body(matter)
-    data["sections"][matter]["changes"].append({"item": item, "before": "甲", "after": "乙", "confirmed": True})
+    data["sections"][matter]["changes"].append({"item": item, "before": "甲", "after": after, "confirmed": True})
     assert codes(registry, data) == [("channel.not_allowed", f"sections.{matter}.changes.1.item")]
     data["channel"] = "window"
     assert codes(registry, data) == []
@@ -556,8 +590,18 @@ def test_envelope_problems(registry, data, expected):
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"id_type": "other"}, [("applicant.id_type.unsupported", "applicant.id_type")]),
-        ({"id_type": "passport"}, [("field.invalid", "applicant.id_type")]),
+        # 附件2 证件类型 「□其他：」: a description, and birth date and sex the number does not carry; 职工参保登记
+        # takes the documents of 五 通用材料2 only.
+        (
+            {"id_type": "other"},
+            [
+                ("field.required", "applicant.id_description"),
+                ("field.required", "applicant.birth_date"),
+                ("field.required", "applicant.sex"),
+                ("matters.id_type_not_accepted", "matters.0"),
+            ],
+        ),
+        ({"id_type": "driving_licence"}, [("field.invalid", "applicant.id_type")]),
         ({"id_number": id_number("19900230")}, [("applicant.id_number.birth_date", "applicant.id_number")]),
         ({"id_number": "450103900307123"}, [("applicant.id_number.obsolete_15_digit", "applicant.id_number")]),
         ({"id_number": None}, [("field.required", "applicant.id_number")]),

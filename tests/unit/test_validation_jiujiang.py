@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from gateway.domain.identity_numbers import check_character
-from gateway.domain.validation import materials_for, validate_application
+from gateway.domain.materials import materials_for
+from gateway.domain.validation import validate_application
 from gateway.profiles.loader import ProfileRegistry
 
 PROFILES = Path(__file__).resolve().parents[2] / "profiles"
@@ -29,6 +30,7 @@ SECTIONS: dict[str, dict[str, Any]] = {
         "monthly_amount": 600,
         "has_employment_contract": False,
         "insured_elsewhere": False,
+        "income_and_credit": True,
         "deposit_commitment": True,
     },
 }
@@ -55,6 +57,7 @@ def body(*matters: str, birth: str = "19900307", sequence: str = "123", **change
             "id_type": "resident_id",
             "id_number": id_number(birth, sequence),
             "phone": "13912345678",
+            "household_division_code": "360403",
         },
         "matters": list(matters),
         "sections": {m: copy.deepcopy(SECTIONS[m]) for m in matters if m in SECTIONS},
