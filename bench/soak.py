@@ -59,7 +59,7 @@ from bench import REPO_ROOT, write_results
 from gateway.client import GatewayClient
 from gateway.store import keys
 from mocks.serving import MOCK_FACTORIES, RunningServer, create_mock, free_port, start_in_thread
-from tests.support.harness import PLATFORM, TERMINAL, WINDOW, IdentityService, applicant
+from tests.support.harness import OPERATOR, PLATFORM, TERMINAL, WINDOW, IdentityService, applicant
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 DEPARTMENTS = ("medical", "hrss", "tax", "housing_fund", "e_license")
@@ -232,8 +232,8 @@ class Submission:
 
 class Load:
     def __init__(self, api_urls: list[str], identity: IdentityService) -> None:
-        self.clients = {kind: [GatewayClient(url, *caller) for url in api_urls]
-                        for kind, caller in (("window", WINDOW), ("platform", PLATFORM))}
+        self.clients = {"window": [GatewayClient(url, *WINDOW, operator_id=OPERATOR) for url in api_urls],
+                        "platform": [GatewayClient(url, *PLATFORM) for url in api_urls]}
         self.identity = identity
         self.submissions: list[Submission] = []
         self.threads: list[threading.Thread] = []

@@ -30,7 +30,7 @@ from gateway.security.pii import PiiCipher
 from gateway.settings import Settings
 from gateway.store.cases import CaseStore
 from gateway.store.connection import connect
-from tests.support.harness import WINDOW, applicant, start_gateway
+from tests.support.harness import OPERATOR, WINDOW, applicant, start_gateway
 from tests.support.sentinel import SentinelCluster
 
 MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
@@ -58,7 +58,7 @@ async def store_level(url: str, wait: int, count: int, concurrency: int) -> dict
 
 
 async def submit_all(base_url: str, cases: int, concurrency: int) -> tuple[float, list[float], int]:
-    client = AsyncGatewayClient(base_url, *WINDOW)
+    client = AsyncGatewayClient(base_url, *WINDOW, operator_id=OPERATOR)
     work = iter(range(cases))
     samples: list[float] = []
     refused = 0

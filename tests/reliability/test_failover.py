@@ -60,7 +60,7 @@ def submit_until_acknowledged(gw: RunningGateway, body: dict[str, Any], submissi
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
-            response = gw.client.submit_case(body, idempotency_key=submission.key)
+            response = gw.window_client.submit_case(body, idempotency_key=submission.key)
         except httpx.HTTPError:
             submission.answers.append(0)
         else:
@@ -143,7 +143,7 @@ def test_while_redis_is_down_the_api_answers_503_in_the_one_error_shape(tmp_path
     gw = start_gateway(tmp_path, server.url)
     try:
         server.kill()
-        response = gw.client.submit_case(window_case(0), idempotency_key=uuid.uuid4().hex)
+        response = gw.window_client.submit_case(window_case(0), idempotency_key=uuid.uuid4().hex)
         assert response.status_code == 503, response.text
         assert response.json()["errors"][0]["code"] == "service.busy"
         assert response.headers["Retry-After"] == "1"
