@@ -45,7 +45,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ from bench import REPO_ROOT, write_results
 from gateway.client import GatewayClient
 from gateway.store import keys
 from mocks.serving import MOCK_FACTORIES, RunningServer, create_mock, free_port, start_in_thread
+from tests.support.forms import filled_sections
 from tests.support.harness import OPERATOR, PLATFORM, TERMINAL, WINDOW, IdentityService, applicant
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
@@ -69,14 +70,6 @@ OUTAGE_DEPARTMENT = "medical"
 ANSWERED = {"accepted", "in_review", "awaiting_payment", "completed", "rejected", "unknown_native_status"}
 MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
                    "scheme": "combined_accounts"}
-# As the platform's form filler fills them from the catalogue (employment registration and the declaration: none).
-JIUJIANG_SECTIONS = {
-    "employee_pension_enrolment": {"insured_place": "360400", "contribution_tier": 60, "insured_elsewhere": False},
-    "employee_medical_enrolment": {"insured_place": "360400", "contribution_tier": "combined_accounts",
-                                   "insured_elsewhere": False},
-    "housing_fund_account": {"collection_point": "360400", "monthly_amount": 500, "has_employment_contract": False,
-                             "insured_elsewhere": False, "deposit_commitment": True},
-}
 JIUJIANG = ["employment_registration", "employee_pension_enrolment", "employee_medical_enrolment",
             "housing_fund_account", "contribution_declaration"]
 
@@ -231,10 +224,11 @@ class Submission:
 
 
 class Load:
-    def __init__(self, api_urls: list[str], identity: IdentityService) -> None:
+    def __init__(self, api_urls: list[str], identity: IdentityService, jiujiang_sections: dict[str, Any]) -> None:
         self.clients = {"window": [GatewayClient(url, *WINDOW, operator_id=OPERATOR) for url in api_urls],
                         "platform": [GatewayClient(url, *PLATFORM) for url in api_urls]}
         self.identity = identity
+        self.jiujiang_sections = jiujiang_sections
         self.submissions: list[Submission] = []
         self.threads: list[threading.Thread] = []
 
@@ -243,7 +237,7 @@ class Load:
         if n % 3 == 2:
             person = applicant(division="360402", birth=birth, sequence=123)
             body = {"profile": "jiujiang", "channel": "online", "matters": JIUJIANG, "delivery": "online",
-                    "applicant": person, "sections": JIUJIANG_SECTIONS}
+                    "applicant": person, "sections": self.jiujiang_sections}
             return body, self.identity.assertion(person["id_number"], person["name"], exp_s=900)
         return {"profile": "guangxi", "channel": "window", "delivery": "window",
                 "applicant": applicant(birth=birth, sequence=123), "matters": ["employee_medical_enrolment"],
@@ -288,8 +282,9 @@ class Load:
 # ------------------------------------------------------------------------------------------------- reconcile
 
 
-def gateway_ledger(r: redis.Redis) -> dict[str, Any]:
-    """Every case and task in Redis, and what keeps each non-terminal task going."""
+def gateway_ledger(r: redis.Redis, certificates_of: Callable[[str], int] | None = None) -> dict[str, Any]:
+    """Every case and task in Redis, and what keeps each non-terminal task going; with `certificates_of`, each
+    certificate-issuing case's certificates as the API shows them (sealed in Redis)."""
     delayed = Counter()
     for raw in r.zrange(keys.DELAYED, 0, -1):
         message = json.loads(raw)
@@ -302,9 +297,8 @@ def gateway_ledger(r: redis.Redis) -> dict[str, Any]:
         raw = r.hgetall(case_key)
         matters = json.loads(raw.get("matters", "[]"))
         tasks = {m: r.hgetall(keys.task(raw["id"], m)) for m in matters}
-        cases[raw["id"]] = {"seq": int(raw.get("seq", 0)), "certificates": len(json.loads(raw.get("certificates",
-                                                                                                   "[]"))),
-                            "tasks": tasks}
+        certificates = certificates_of(raw["id"]) if certificates_of and raw.get("profile") == "jiujiang" else 0
+        cases[raw["id"]] = {"seq": int(raw.get("seq", 0)), "certificates": certificates, "tasks": tasks}
     return {"cases": cases, "delayed": delayed, "in_stream": in_stream}
 
 
@@ -446,7 +440,8 @@ def soak(plan: Plan, folder: Path) -> dict[str, Any]:
         for url in api_urls:
             wait_ready(url)
         print(f"gateway up (2 APIs, 2 workers) in {time.monotonic() - setup_started:.0f} s", flush=True)
-        load = Load(api_urls, identity)
+        catalogue = GatewayClient(api_urls[0], *PLATFORM).profile("jiujiang").json()["matters"]
+        load = Load(api_urls, identity, filled_sections(catalogue, JIUJIANG))  # as a form renders the schemas
 
         started = time.monotonic()
         total = plan.load_s + plan.drain_s
@@ -514,7 +509,12 @@ def soak(plan: Plan, folder: Path) -> dict[str, Any]:
             time.sleep(3)
         time.sleep(1)  # a certificate issued with the last task reaches its event a moment later
         events = list(platform.events)  # first: every event it holds is then already counted in the case's seq
-        ledger = gateway_ledger(r)
+        reader = load.clients["platform"][1]  # the Jiujiang cases are the platform's own
+
+        def certificates_of(case_id: str) -> int:
+            return len(reader.get_case(case_id).json().get("certificates", []))
+
+        ledger = gateway_ledger(r, certificates_of)
         stats = {name: httpx.get(server.url + "/_mock/stats").json() for name, server in mocks_running.items()}
         result = reconcile(load, ledger, stats, events)
         faults: dict[str, Any] = dict(chaos)
