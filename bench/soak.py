@@ -523,7 +523,10 @@ def soak(plan: Plan, folder: Path) -> dict[str, Any]:
         faults["webhook refusals"] = platform.refused
         faults["sms duplicates answered from cache"] = stats["sms"]["duplicates"]
         actions = httpx.get(mocks_running["sms"].url + "/_mock/applicant").json()["actions"]
-        faults["applicant link visits failed"] = sum(1 for a in actions if a.get("error"))
+        failed_visits = [a for a in actions if a.get("error")]
+        faults["applicant link visits failed"] = len(failed_visits)
+        if failed_visits:  # what the simulated applicant ran into, for whoever reads the run
+            faults["first failed visit"] = {k: failed_visits[0].get(k) for k in ("get_status", "error", "final_url")}
         print_ledgers(result, faults)
         return {"plan": plan.__dict__, "seconds": round(time.monotonic() - started, 1), "faults": faults, **result}
     finally:
