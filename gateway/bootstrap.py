@@ -132,7 +132,8 @@ async def build_services(settings: Settings, redis_url: str, *, consumer: str, a
     link_secret = settings.link_secret.encode() if settings.link_secret else stored_secret(
         settings.var_dir, "link.key", 32)
     links = LinkStore(redis, link_secret, settings.base_url, settings.link_ttl_s)
-    store = CaseStore(redis, pii_cipher(settings), audit_signer(settings))
+    store = CaseStore(redis, pii_cipher(settings), audit_signer(settings), settings.redis_wait_replicas,
+                      settings.redis_wait_timeout_ms)
     queue = TaskQueue(redis, consumer, settings.redeliver_after_s)
     await queue.ensure_group()
     await adapters.start()

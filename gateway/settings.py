@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     # Redis: an external server when set; otherwise an embedded one persisting under var_dir.
     redis_url: str | None = None
     redis_ca_file: Path | None = None  # CA that signed the server certificate of a rediss:// Redis
+    # Through Sentinel (both set): "host:port,host:port,..." and the primary's name; GATEWAY_REDIS_URL then gives
+    # only the password and database number.
+    redis_sentinels: str | None = None
+    redis_master_name: str | None = None
+    # Case creation waits until this many replicas hold the case (Redis WAIT; 0: off), at most this long, else 503.
+    redis_wait_replicas: int = 0
+    redis_wait_timeout_ms: int = 1000
     var_dir: Path = Path("var")
     # Connections per process (API and worker share one pool under `gateway up`); a request waits this long for a
     # free one, then is answered 503 service.busy. Sizing: docs/operations.md.

@@ -95,7 +95,10 @@ class Engine:
             await self.step_timer(message.case_id, message.matter)
             return
         task = await self.store.get_task(message.case_id, message.matter)
-        if task is None or task.status in TERMINAL:
+        if task is None:
+            return
+        if task.status in TERMINAL:  # a crash may have come between its last move and releasing its dependents
+            await self.after_terminal(message.case_id)
             return
         if message.kind == "submit" and task.status not in (TaskStatus.QUEUED, TaskStatus.SUBMITTED):
             return  # a repeated message for a task that has moved on
@@ -222,15 +225,20 @@ class Engine:
         order = self.profiles.get(case.profile).step_order
         if target is TaskStatus.AWAITING_PAYMENT and task.matter == order.payment_matter and order.payment_notice_zh:
             event["notice_zh"] = order.payment_notice_zh  # where to pay, named in the SMS (e.g. 江西省税务局公众号)
-        result = await self._move(case, task, target, fields, event=event)
+        still_waiting = target in _WAITING_ON_DEPARTMENT and adapter.supports_polling
+        # A move into a waiting state carries its first poll, so a crash right after cannot leave it unwatched.
+        first_poll = ("poll", self._poll_delay(task.polls + 1)) if still_waiting and task.polls < _MAX_POLLS else None
+        result = await self._move(case, task, target, fields, event=event, then=first_poll)
         if result.repeated:
             await self.store.update_task(case.id, task.matter, {"native_status": outcome.native_status,
                                                                 "data": data, "links": links})
-        still_waiting = target in _WAITING_ON_DEPARTMENT and adapter.supports_polling
-        if still_waiting and (result.moved or (from_poll and result.repeated)):
+        if still_waiting and result.moved:
+            await self.store.increment_task(case.id, task.matter, "polls")
+        elif still_waiting and from_poll and result.repeated:
             await self._schedule_poll(case.id, task)
         if result.moved and target in TERMINAL:
             await self.links.revoke_task(case.id, task.matter)  # nothing is left to pay or upload
+        if (result.moved or result.repeated) and target in TERMINAL:  # repeated: after a crash, redelivered
             await self.after_terminal(case.id)
         return result
 
@@ -258,10 +266,10 @@ class Engine:
             data["refused_links"] = sorted(refused)
 
     async def _move(self, case: CaseRecord, task: TaskRecord, target: TaskStatus, fields: dict[str, Any],
-                    event: dict[str, Any] | None = None) -> TransitionResult:
+                    event: dict[str, Any] | None = None, then: tuple[str, float] | None = None) -> TransitionResult:
         # The department request the change concerns, on the audit chain with the event.
         result = await self.store.transition(case.id, task.matter, target, fields,
-                                             event={"request_id": task.request_id, **(event or {})})
+                                             event={"request_id": task.request_id, **(event or {})}, then=then)
         if result.moved:
             TASK_TRANSITIONS.labels(task.adapter, target.value).inc()
         elif not result.repeated:
@@ -274,8 +282,10 @@ class Engine:
         polls = await self.store.increment_task(case_id, task.matter, "polls")
         if polls > _MAX_POLLS:
             return  # callbacks still arrive; ops see the task on the overdue list
-        delay = min(self.settings.poll_initial_s * 2 ** min(polls - 1, 16), self.settings.poll_cap_s)
-        await self.queue.enqueue(case_id, task.matter, "poll", delay_s=delay)
+        await self.queue.enqueue(case_id, task.matter, "poll", delay_s=self._poll_delay(polls))
+
+    def _poll_delay(self, polls: int) -> float:
+        return float(min(self.settings.poll_initial_s * 2 ** min(polls - 1, 16), self.settings.poll_cap_s))
 
     async def give_up(self, message: TaskMessage, exc: Exception) -> None:
         """A step that keeps crashing: its task is dead-lettered so ops see it, instead of looping for ever."""
@@ -318,9 +328,8 @@ class Engine:
                 await self._move(case, task, TaskStatus.SKIPPED, {"reason": f"前置事项未办结：{names}"},
                                  event={"reason": f"prerequisite not completed: {names}"})
             elif readiness == "go":
-                result = await self._move(case, task, TaskStatus.QUEUED, {})
-                if result.moved:
-                    await self.queue.enqueue(case_id, task.matter, "submit")
+                # Released together with its submit: a crash between the two cannot leave it queued for ever.
+                await self._move(case, task, TaskStatus.QUEUED, {}, then=("submit", 0))
         current = await self.store.get_tasks(case_id, case.matters)
         if all(t.status in TERMINAL for t in current):
             await self.store.redis.zrem(keys.OPEN_CASES, case.id)

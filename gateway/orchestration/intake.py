@@ -113,6 +113,8 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
     digest = request_hash(body)
     existing = await _existing(services, caller, idempotency_key, digest)
     if existing is not None:
+        if not await services.store.replicated():
+            raise _not_replicated()
         return Accepted(created=False, view=existing)
     channel = body.get("channel", "online") if isinstance(body, dict) else "online"
     if channel == "online" and assertion is None and caller.kind != "window":
@@ -183,6 +185,8 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
         raise ApiError(401, ErrorItem("applicant.assertion.replayed", "X-Applicant-Assertion",
                                       "申请人身份凭证已使用过，请重新认证",
                                       "this applicant assertion was already used for another application"))
+    if not result.replicated:
+        raise _not_replicated()
     if not result.created:
         view = await read_case(services, str(result.case_id), caller)
         if view is None:
@@ -207,6 +211,15 @@ async def _existing(services: Services, caller: Caller, key: str, digest: str) -
 def _conflict() -> ApiError:
     return ApiError(409, ErrorItem("idempotency_key.reused", "Idempotency-Key", "该 Idempotency-Key 已用于另一份申请",
                                    "this Idempotency-Key was used for another body"))
+
+
+def _not_replicated() -> ApiError:
+    """The case is stored on the primary but no replica confirmed it in time: a failover now could lose it, so it is
+    not acknowledged. The same Idempotency-Key later answers the case if it survived, or creates it again."""
+    return ApiError(503, ErrorItem("store.not_replicated", "",
+                                   "申请尚未同步到备用存储，请稍后用同一 Idempotency-Key 重试",
+                                   "the case is not yet held by a replica: retry with the same Idempotency-Key"),
+                    headers={"Retry-After": "1"})
 
 
 # A failed task is not settled: it waits for ops, and its case stays on the overdue list.

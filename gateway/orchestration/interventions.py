@@ -27,9 +27,9 @@ async def replay_dead_letters(services: Services, *, actor: str, task: str | Non
             continue
         result = await services.store.transition(dead_case, matter, TaskStatus.QUEUED,
                                                  {"last_error": "", "attempts": 0},
-                                                 event={"reason": "replayed from the DLQ", "actor": actor})
+                                                 event={"reason": "replayed from the DLQ", "actor": actor},
+                                                 then=("submit", 0))
         if result.moved:
-            await services.queue.enqueue(dead_case, matter, "submit")
             case = await services.store.get_case(dead_case)
             if case is not None:  # open again: back on the overdue watch
                 await services.redis.zadd(keys.OPEN_CASES, {dead_case: deadline_score(case.deadline)})

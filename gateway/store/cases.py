@@ -8,6 +8,7 @@ chain in the same atomic step as the change it records.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -150,6 +151,7 @@ class CreateResult:
     case_id: str | None  # the existing case when not created and the body matches
     conflict: bool = False  # the key was used for another body
     replayed: bool = False  # the applicant assertion already created another case
+    replicated: bool = True  # as many replicas as asked for hold it (always true when not asked to wait)
 
 
 @dataclass(frozen=True)
@@ -169,11 +171,14 @@ def _encode(value: Any) -> str:
 
 
 class CaseStore:
-    def __init__(self, redis: StrRedis, cipher: PiiCipher, audit: AuditSigner) -> None:
+    def __init__(self, redis: StrRedis, cipher: PiiCipher, audit: AuditSigner, wait_replicas: int = 0,
+                 wait_timeout_ms: int = 1000) -> None:
         self.redis = redis
         self.cipher = cipher.for_purpose("pii")
         self.events = cipher.for_purpose("events")
         self.audit = audit
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self._create = redis.register_script(scripts.CREATE_CASE)
         self._transition = redis.register_script(scripts.TRANSITION)
         self._append_event = redis.register_script(scripts.APPEND_EVENT)
@@ -218,21 +223,39 @@ class CaseStore:
         assertion_keys, assertion_ttl = [], 0
         if spent_assertion:
             assertion_keys, assertion_ttl = [spent_assertion[0]], max(1, spent_assertion[1])
-        status, value = await self._create(
-            keys=[keys.idempotency(caller, idempotency_key), keys.case(case_id), keys.OUTBOX_STREAM,
-                  keys.TASK_STREAM, keys.OPEN_CASES, keys.audit(case_id), *assertion_keys, *task_keys],
-            args=[request_hash, case_id, ttl_s, json.dumps({k: _encode(v) for k, v in sealed.items()}),
-                  deadline_ts, json.dumps(task_payload), json.dumps(first_messages), assertion_ttl,
-                  1, "", sealed_event, entry, mac],
-        )
+        # WAIT counts the replicas holding this connection's writes: the script and WAIT share one connection.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self._create(
+                keys=[keys.idempotency(caller, idempotency_key), keys.case(case_id), keys.OUTBOX_STREAM,
+                      keys.TASK_STREAM, keys.OPEN_CASES, keys.audit(case_id), *assertion_keys, *task_keys],
+                args=[request_hash, case_id, ttl_s, json.dumps({k: _encode(v) for k, v in sealed.items()}),
+                      deadline_ts, json.dumps(task_payload), json.dumps(first_messages), assertion_ttl,
+                      1, "", sealed_event, entry, mac],
+                client=pipe,
+            )
+            if self.wait_replicas:
+                pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+            (status, value), *acked = await pipe.execute()
         if status == "created":
-            return CreateResult(created=True, case_id=case_id)
+            return CreateResult(created=True, case_id=case_id,
+                                replicated=not acked or acked[0] >= self.wait_replicas)
         if status == "replayed":
             return CreateResult(created=False, case_id=None, replayed=True)
         stored_hash, _, existing_id = str(value).partition("|")
         if stored_hash != request_hash:
             return CreateResult(created=False, case_id=None, conflict=True)
-        return CreateResult(created=False, case_id=existing_id)
+        return CreateResult(created=False, case_id=existing_id, replicated=await self.replicated())
+
+    async def replicated(self) -> bool:
+        """Whether the replicas asked for hold everything written so far, an existing case included: a write after
+        it (the fence) acknowledged by them proves it, since a replica applies the primary's writes in order."""
+        if not self.wait_replicas:
+            return True
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(keys.REPLICATION_FENCE)
+            pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+            _, acked = await pipe.execute()
+        return int(acked) >= self.wait_replicas
 
     async def get_case(self, case_id: str) -> CaseRecord | None:
         raw = await self.redis.hgetall(keys.case(case_id))
@@ -303,17 +326,23 @@ class CaseStore:
         raise ChainContention(f"case {case_id}: audit chain head kept moving")
 
     async def transition(self, case_id: str, matter: str, target: TaskStatus, fields: dict[str, Any] | None = None,
-                         *, event: dict[str, Any] | None = None) -> TransitionResult:
-        """Move a task if the state machine allows it from its current status, atomically with its event."""
+                         *, event: dict[str, Any] | None = None,
+                         then: tuple[str, float] | None = None) -> TransitionResult:
+        """Move a task if the state machine allows it from its current status, atomically with its event and, given
+        `then` = (kind, delay in seconds), with the task's next queue message."""
         updates = self._seal_task(case_id, matter, {k: v for k, v in (fields or {}).items() if v is not None})
         updates["updated_at"] = now_iso()
         payload = {"matter": matter, "status": target.value, **(event or {})}
         recorded = self._event("task.status_changed", case_id, matter, payload)
+        kind, delay_s = then or ("", 0.0)
+        follow_up = json.dumps({"case_id": case_id, "matter": matter, "kind": kind}, sort_keys=True) if then else ""
 
         async def run(chain: list[Any]) -> Any:
             return await self._transition(
-                keys=[keys.task(case_id, matter), keys.case(case_id), keys.OUTBOX_STREAM, keys.audit(case_id)],
-                args=[target.value, ",".join(s.value for s in sources_of(target)), json.dumps(updates), *chain])
+                keys=[keys.task(case_id, matter), keys.case(case_id), keys.OUTBOX_STREAM, keys.audit(case_id),
+                      keys.TASK_STREAM, keys.DELAYED],
+                args=[target.value, ",".join(s.value for s in sources_of(target)), json.dumps(updates), *chain,
+                      follow_up, time.time() + delay_s if delay_s > 0 else 0])
 
         code, previous = await self._chained(case_id, recorded, run, lambda r: int(r[0]) == 3)
         code = int(code)

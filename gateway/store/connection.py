@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.sentinel import Sentinel
 
 from gateway.settings import Settings
 from gateway.store.embedded_redis import EmbeddedRedis
 
+SENTINEL_SCHEME = "redis+sentinel"
+
 
 def resolve_redis_url(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
     """The URL to use, and the embedded server this process started (None if external or already running)."""
+    if settings.redis_sentinels and settings.redis_master_name:
+        return sentinel_url(settings.redis_sentinels, settings.redis_master_name, settings.redis_url), None
     if settings.redis_url:
         return settings.redis_url, None
     embedded = EmbeddedRedis(settings.var_dir / "redis")
@@ -26,13 +32,52 @@ def resolve_redis_url(settings: Settings) -> tuple[str, EmbeddedRedis | None]:
 StrRedis: TypeAlias = Any
 
 
+def sentinel_url(sentinels: str, master_name: str, redis_url: str | None = None) -> str:
+    """`redis+sentinel://[:PASSWORD@]host:port,host:port/MASTER/DB`: one string, like a plain URL, so every command
+    passes it on the same way. The password and database number come from `redis_url` when it is set."""
+    plain = urlsplit(redis_url or "")
+    auth = f":{plain.password}@" if plain.password else ""
+    db = plain.path.strip("/") or "0"
+    return f"{SENTINEL_SCHEME}://{auth}{sentinels.replace(' ', '')}/{master_name}/{db}"
+
+
+@dataclass(frozen=True)
+class SentinelAddress:
+    sentinels: list[tuple[str, int]]
+    master_name: str
+    db: int
+    password: str | None
+
+
+def parse_sentinel_url(url: str) -> SentinelAddress | None:
+    """The parts of a `redis+sentinel://` URL; None for any other URL."""
+    scheme, _, rest = url.partition("://")
+    if scheme != SENTINEL_SCHEME:
+        return None
+    auth, _, rest = rest.rpartition("@")
+    hosts, _, path = rest.partition("/")
+    master_name, _, db = path.partition("/")
+    sentinels = [(host, int(port)) for host, _, port in (h.rpartition(":") for h in hosts.split(",") if h)]
+    return SentinelAddress(sentinels, master_name, int(db or 0), auth.partition(":")[2] or None)
+
+
 def connect(url: str, settings: Settings) -> StrRedis:
     """A client whose pool waits up to `redis_pool_timeout_s` for a free connection when all
     `redis_max_connections` are busy, then raises redis.ConnectionError (the API answers 503 service.busy).
     redis-py's default pool raises at once instead (MaxConnectionsError), which turned bursts into 500s.
 
     `url` may be `rediss://:PASSWORD@host:port/db` (TLS and AUTH); `redis_ca_file` is the CA of its server
-    certificate."""
+    certificate.
+
+    A `redis+sentinel://` URL asks the Sentinels for the current primary, and again after a connection to it fails
+    (a failover moved it)."""
+    address = parse_sentinel_url(url)
+    if address:
+        sentinel = Sentinel(address.sentinels, socket_timeout=2, socket_connect_timeout=2)
+        return sentinel.master_for(address.master_name, db=address.db, password=address.password,
+                                   max_connections=settings.redis_max_connections, decode_responses=True,
+                                   health_check_interval=30, socket_timeout=10, socket_connect_timeout=5,
+                                   retry_on_timeout=True)
     tls: dict[str, Any] = ({"ssl_ca_certs": str(settings.redis_ca_file)}
                            if settings.redis_ca_file and url.startswith("rediss://") else {})
     pool = aioredis.BlockingConnectionPool.from_url(

@@ -65,10 +65,12 @@ local chain_seq = tonumber(ARGV[chain_a])
 return {'created', ARGV[2]}
 """, case_k=2, audit_k=6, outbox_k=3, chain_a=9)
 
-# KEYS: task, case, outbox stream, audit list
-# ARGV: target status, allowed source statuses (comma-separated), fields JSON, then the chain arguments.
+# KEYS: task, case, outbox stream, audit list, task stream, delayed zset
+# ARGV: target status, allowed source statuses (comma-separated), fields JSON, the chain arguments (4-8), then the
+#       task's next message as the delayed set's member JSON ('' for none) and when it is due (0: now).
 # Returns {code, previous status}: 1 moved, 0 refused (illegal transition), 2 already there (harmless repeat),
 # -1 no such task, 3 the chain head moved (nothing changed: read it again and retry).
+# The next message is written only with a move: a crash cannot leave a moved task without it.
 TRANSITION = _chained("""
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return {-1, ''} end
@@ -83,6 +85,14 @@ redis.call('HSET', KEYS[1], 'status', ARGV[1])
 local fields = cjson.decode(ARGV[3])
 for k, v in pairs(fields) do redis.call('HSET', KEYS[1], k, v) end
 --CHAIN_APPEND--
+if ARGV[9] ~= '' then
+  if tonumber(ARGV[10]) > 0 then
+    redis.call('ZADD', KEYS[6], 'NX', ARGV[10], ARGV[9])
+  else
+    local m = cjson.decode(ARGV[9])
+    redis.call('XADD', KEYS[5], '*', 'case_id', m.case_id, 'matter', m.matter, 'kind', m.kind)
+  end
+end
 return {1, current}
 """, case_k=2, audit_k=4, outbox_k=3, chain_a=4)
 

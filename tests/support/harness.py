@@ -24,10 +24,12 @@ import jwt
 import redis
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI, Request, Response
+from redis.sentinel import Sentinel
 
 from gateway.client import GatewayClient
 from gateway.runtime import run_gateway
 from gateway.settings import Settings
+from gateway.store.connection import parse_sentinel_url
 from mocks.serving import RunningServer, create_mock, free_port, start_in_thread
 
 ALL_MOCKS = ("medical", "hrss", "tax", "housing_fund", "e_license", "sms")
@@ -160,7 +162,7 @@ class RunningGateway:
         return list(self.webhook.events)
 
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(self.redis_url, decode_responses=True)
+        return sync_redis(self.redis_url)
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.stop_event.set)
@@ -249,9 +251,19 @@ def start_gateway(tmp_path: Path, redis_url: str, *, mock_names: Iterable[str] =
                           loop=holder["loop"], stop_event=holder["stop"])
 
 
+def sync_redis(url: str) -> redis.Redis:
+    """A blocking client for a plain URL or, through its Sentinels, for a `redis+sentinel://` one."""
+    address = parse_sentinel_url(url)
+    if address is None:
+        return redis.Redis.from_url(url, decode_responses=True)
+    sentinel = Sentinel(address.sentinels, socket_timeout=2)
+    return sentinel.master_for(address.master_name, db=address.db, password=address.password,
+                               decode_responses=True)
+
+
 def flush(redis_url: str) -> None:
     """Each gateway starts on an empty database: nothing left over from another test can be picked up."""
-    client = redis.Redis.from_url(redis_url)
+    client = sync_redis(redis_url)
     client.flushdb()
     client.close()
 
