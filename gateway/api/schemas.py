@@ -200,5 +200,26 @@ class DocumentsRetrieved(EventBase):
     documents: Documents
 
 
+class CertificateRefused(EventBase):
+    type: Literal["case.certificate_refused"]
+    certificate_type: str
+    native_status: str
+    reason: str = Field(description="the department's reason: final, the certificate is not retried")
+
+
+class StepReminder(EventBase):
+    type: Literal["task.step_reminder"]
+    steps: list[str] = Field(description="the applicant's H5 steps still open (payment, deposit, photo)")
+    reminder: int = Field(description="the reminder's number")
+    links: dict[str, str] = Field(description="fresh links, one per step")
+    expires_at: str = Field(description="when the step expires (Beijing)")
+
+
+class PiiRevealed(EventBase):
+    type: Literal["console.pii_revealed"]
+    actor: str = Field(description="console:<operator id>")
+    reason: str
+
+
 WEBHOOK_EVENTS: tuple[type[EventBase], ...] = (CaseAccepted, TaskStatusChanged, CertificateIssued,
-                                               DocumentsRetrieved)
+                                               CertificateRefused, DocumentsRetrieved, StepReminder, PiiRevealed)

@@ -57,6 +57,7 @@ log = structlog.get_logger("gateway.engine")
 
 DOCUMENTS = "documents"  # the case-level step before any matter: e-license retrieval
 CERTIFICATE = "certificate"  # the case-level step after every matter: the region's e-certificate
+CERTIFICATE_REFUSED = "certificate.refused"  # the case's warning when the e-certificate was refused
 E_LICENSE_ADAPTER = "e_license"
 _WAITING_ON_DEPARTMENT = {TaskStatus.SUBMITTED, TaskStatus.ACCEPTED, TaskStatus.IN_REVIEW,
                           TaskStatus.AWAITING_PAYMENT, TaskStatus.UNKNOWN_NATIVE_STATUS}
@@ -344,7 +345,8 @@ class Engine:
     async def finish_case(self, case: CaseRecord, tasks: list[TaskRecord]) -> None:
         """Issue the region's e-certificate once its profile's order of steps says it is due (once per case)."""
         profile = self.profiles.get(case.profile)
-        if not profile.certificate or case.certificates:
+        if not profile.certificate or case.certificates or any(w.get("code") == CERTIFICATE_REFUSED
+                                                               for w in case.warnings):
             return
         if not certificate_due(profile.step_order, {t.matter: self._step_state(t) for t in tasks}):
             return
@@ -379,10 +381,27 @@ class Engine:
             await self.queue.enqueue(case.id, "", CERTIFICATE, delay_s=self.settings.retry_cap_s)
             log.warning("certificate issue deferred", case_id=case.id, error=type(exc).__name__)
             return
+        entry = adapter.status_table.lookup(outcome.native_status)
+        if entry is not None and entry.kind == "rejection":
+            await self._refuse_certificate(case, certificate_type, outcome.native_status,
+                                           outcome.message or entry.reason_zh)
+            return
         certificate = {"type": certificate_type, "identifier": outcome.data.get("identifier"),
                        "issued_at": outcome.data.get("issued_at") or now_iso()}
         await self.store.update_case(case.id, {"certificates": [certificate]})
         await self.store.append_event(case.id, "case.certificate_issued", {"certificate": certificate})
+
+    async def _refuse_certificate(self, case: CaseRecord, certificate_type: str, native_status: str,
+                                  reason: str) -> None:
+        """A refusal is final (a type code the platform does not issue, say — ours is a placeholder until the
+        catalogue confirms it): the case says why, the platform hears it, nothing retries for ever."""
+        warning = {"code": CERTIFICATE_REFUSED, "field": "certificates",
+                   "message_zh": f"电子证照未签发：{reason}",
+                   "message_en": f"the e-certificate was not issued (department code {native_status})"}
+        await self.store.update_case(case.id, {"warnings": [*case.warnings, warning]})
+        await self.store.append_event(case.id, "case.certificate_refused", {
+            "certificate_type": certificate_type, "native_status": native_status, "reason": reason})
+        log.warning("certificate refused", case_id=case.id, native_status=native_status)
 
     async def retry_certificate(self, case_id: str) -> None:
         case = await self.store.get_case(case_id)

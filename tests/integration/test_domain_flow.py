@@ -9,11 +9,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import time
 from typing import Any
 
 import httpx
 import pytest
 
+from adapters.e_license.adapter import CERTIFICATE_TYPES
 from gateway.store import keys
 from mocks.e_license.app import citizen
 from tests.support.harness import RunningGateway, applicant, start_gateway
@@ -178,3 +180,28 @@ def test_resident_medical_reaches_the_department_with_the_registered_ethnicity_a
     data = received(gw, "medical", request_id_of(gw, case["id"], "resident_medical_enrolment"))[0]["input"]["data"]
     assert data["naty"] == "08"  # GB 3304 壮族, not the 汉族 default
     assert data["insu_admdvs"] == "450103"  # the household's division, not the region's 450000
+
+
+def test_a_certificate_type_the_platform_refuses_is_a_final_refusal_with_its_reason(gw, monkeypatch):
+    """四(一)4 「自动生成《就业创业证》电子证照」: the type code of the 《就业创业证》 is a placeholder (the seed
+    gives none). When the platform refuses it (E2002 证照类型不在签发目录中) the case says so, the platform hears
+    it, and nothing retries for ever."""
+    monkeypatch.setitem(CERTIFICATE_TYPES, "employment_entrepreneurship_certificate", "PLACEHOLDER0000XXX001")
+    person = applicant("360402", "19880202", 121)
+    matters = ["employment_registration"]
+    sections = {m: s for m, s in jiujiang_sections(100).items() if m in matters}
+    response = gw.submit({"profile": "jiujiang", "channel": "online", "applicant": person, "matters": matters,
+                          "sections": sections, "delivery": "online"})
+    assert response.status_code == 202, response.text
+    case_id = response.json()["id"]
+    refused = lambda c: any(w["code"] == "certificate.refused" for w in c["warnings"])  # noqa: E731
+    case = gw.wait(case_id, refused, timeout=60)
+    assert case["certificates"] == [] and by_matter(case)["employment_registration"]["status"] == "completed"
+    events = gw.wait_events(lambda es: any(e["case_id"] == case_id and e["type"] == "case.certificate_refused"
+                                           for e in es))
+    event = next(e for e in events if e["case_id"] == case_id and e["type"] == "case.certificate_refused")
+    assert event["native_status"] == "E2002" and event["reason"]
+    with gw.redis() as client:
+        request_id = str(client.hget(keys.case(case_id), "certificate_request_id"))
+    time.sleep(2)  # a retry would have come by now (the harness's retry cap is 0.2 s)
+    assert len(received(gw, "e_license", request_id)) == 1
