@@ -73,7 +73,7 @@ ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
         401: _AUTH_CODES + _ASSERTION_CODES,
         403: ["caller.channel.forbidden", "caller.profile.forbidden", "caller.matter.forbidden"],
         409: ["idempotency_key.reused"], 413: ["body.too_large"], 422: _VALIDATION_CODES,
-        429: ["caller.rate_limited", "caller.quota.open_cases"], 503: _UNAVAILABLE},
+        429: ["caller.rate_limited", "caller.quota.open_cases"], 503: [*_UNAVAILABLE, "store.not_replicated"]},
     ("get", "/v1/cases"): {401: _AUTH_CODES, 422: ["query.overdue.required", *_QUERY_CODES],
                            429: ["caller.rate_limited"], 503: _UNAVAILABLE},
     ("get", "/v1/cases/{case_id}"): {401: _AUTH_CODES, 404: ["case.not_found"], 429: ["caller.rate_limited"],

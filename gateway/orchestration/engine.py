@@ -428,12 +428,11 @@ class Engine:
         if case.documents.get("status") == "mismatch":
             reason = case.documents.get("reason", "电子证照信息与申请信息不一致")
             refusals = {t.matter: reason for t in tasks}
-        elif case.documents.get("household_division_code"):
-            # The register decides 户籍 over the declaration: a matter it does not qualify for is refused here.
-            refusals = register_refusals(self.profiles.get(case.profile), case.matters, case.applicant,
-                                         str(case.documents["household_division_code"]))
         else:
-            refusals = {}
+            # The register decides 户籍 over the declaration (without one, the declaration stands): a matter that
+            # does not qualify is refused here, before anything is sent.
+            refusals = register_refusals(self.profiles.get(case.profile), case.matters, case.applicant,
+                                         case.documents.get("household_division_code"))
         for task in tasks:
             if task.matter in refusals and task.status in (TaskStatus.QUEUED, TaskStatus.PENDING):
                 await self._move(case, task, TaskStatus.REJECTED, {"reason": refusals[task.matter]},

@@ -122,7 +122,8 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
                                       "线上申请须提供申请人身份凭证",
                                       "an online application needs the applicant's identity assertion"))
     today = china_today()
-    outcome = validate_application(body, services.profiles, today=today)
+    fetch_documents = assertion is not None and E_LICENSE_ADAPTER in services.adapters.adapters
+    outcome = validate_application(body, services.profiles, today=today, register_follows=fetch_documents)
     problems = [ErrorItem(p.code, p.field, p.message_zh, p.message_en) for p in outcome.errors]
     problems += _assertion_problems(outcome.application, body, assertion)
     materials = (read_materials(body, services.profiles.get(outcome.application.profile), outcome.application)
@@ -149,7 +150,6 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
     deadline = case_deadline(profile, application.matters, application.channel, today, services.calendar)
     statutory_days = profile.statutory_days(application.matters)  # the profile's formula over this case's matters
     statutory = services.calendar.add_working_days(today, statutory_days).isoformat() if statutory_days else None
-    fetch_documents = (assertion is not None and E_LICENSE_ADAPTER in services.adapters.adapters)
     first = ([{"matter": "", "kind": DOCUMENTS}] if fetch_documents else
              [{"matter": t.matter, "kind": "submit"} for t in tasks if t.ready])
     created_at = now_iso()

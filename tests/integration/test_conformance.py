@@ -153,7 +153,8 @@ def e_license_target(url: str) -> ConformanceTarget:
 
     async def fetch(adapter: DepartmentAdapter) -> None:
         assert isinstance(adapter, ELicenseAdapter)
-        documents = await adapter.fetch_identity_documents("韦样例", GUANGXI, "holder-assertion-token")
+        consent = {"jti": "conformance-jti-1", "issuer": "test-idp"}  # the record of the holder's authorization
+        documents = await adapter.fetch_identity_documents("韦样例", GUANGXI, consent)
         assert sorted(d.kind for d in documents) == ["household_register", "id_card"], documents
 
     return ConformanceTarget(

@@ -183,8 +183,9 @@ def test_rotation_reseals_every_value_under_the_new_key_and_the_chain_stays_inta
                GATEWAY_VAR_DIR=str(tmp_path / "var"))
     rotated = subprocess.run([GATEWAY, "keys", "rotate"], env=env, capture_output=True, text=True, timeout=60)
     assert rotated.returncode == 0, rotated.stderr
-    # 6 case fields, the task's data and reference, 2 audit entries
-    assert "key b: re-sealed 10," in rotated.stdout and "already current 0" in rotated.stdout, rotated.stdout
+    # 7 case fields (applicant, agent, sections, authorization, documents, certificates, attachments), the task's
+    # data and reference, 2 audit entries
+    assert "key b: re-sealed 11," in rotated.stdout and "already current 0" in rotated.stdout, rotated.stdout
     assert not [text for _, text in every_value(client) if "v2:a:" in text]
     again = subprocess.run([GATEWAY, "keys", "rotate"], env=env, capture_output=True, text=True, timeout=60)
     assert "re-sealed 0" in again.stdout  # idempotent: a second run has nothing left

@@ -27,7 +27,10 @@ _TOP_LEVEL = ("profile", "channel", "applicant", "agent", "matters", "sections",
               "materials_received")
 
 
-def validate_application(body: object, registry: ProfileRegistry, *, today: datetime.date) -> ValidationOutcome:
+def validate_application(body: object, registry: ProfileRegistry, *, today: datetime.date,
+                         register_follows: bool = False) -> ValidationOutcome:
+    """`register_follows`: the household register will be retrieved as an e-license (an online case with the
+    applicant's assertion), so an undeclared 户籍 is left for it to decide."""
     report = Report(today)
     if not isinstance(body, dict):
         report.add("body.invalid", "", "请求体应为JSON对象", "The request body must be a JSON object")
@@ -47,7 +50,7 @@ def validate_application(body: object, registry: ProfileRegistry, *, today: date
         selection_rules(profile, matters, index, sections, report)
         accepted_id_types(profile, matters, index, applicant.get("id_type"), report)
         if ident is not None:
-            eligibility(profile, matters, applicant, ident, sections, report)
+            eligibility(profile, matters, applicant, ident, sections, report, register_follows=register_follows)
         notice_warnings(profile, matters, sections, today, report)
 
     if report.errors or profile is None or channel is None:

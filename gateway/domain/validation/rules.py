@@ -62,7 +62,7 @@ def accepted_id_types(profile: Profile, matters: list[str], index: dict[str, int
 
 
 def eligibility(profile: Profile, matters: list[str], applicant: dict[str, Any], ident: Identity,
-                sections: dict[str, dict[str, Any]], report: Report) -> None:
+                sections: dict[str, dict[str, Any]], report: Report, *, register_follows: bool = False) -> None:
     years, _months = age_on(ident.birth_date, report.today)
     for code in matters:
         matter = profile.matter(code)
@@ -74,7 +74,7 @@ def eligibility(profile: Profile, matters: list[str], applicant: dict[str, Any],
                            f"办理“{matter.name_zh}”须年满{check.years}周岁",
                            f"'{code}' requires age {check.years} or over")
             elif isinstance(check, HouseholdRegistration | HouseholdOrResidence):
-                _place(profile, matter, check, applicant, ident, report)
+                _place(profile, matter, check, applicant, ident, report, register_follows=register_follows)
             elif isinstance(check, Statement):
                 value = sections.get(code, {}).get(check.field)
                 if isinstance(value, bool) and value != check.must_be:
@@ -93,7 +93,7 @@ def _retirement(profile: Profile, matter: MatterSpec, ident: Identity, report: R
 
 
 def _place(profile: Profile, matter: MatterSpec, check: HouseholdRegistration | HouseholdOrResidence,
-           applicant: dict[str, Any], ident: Identity, report: Report) -> None:
+           applicant: dict[str, Any], ident: Identity, report: Report, *, register_follows: bool = False) -> None:
     """四.3(2) 具有广西户籍…在户籍地参加 (permit holders: 在广西居住); 四.4(2) 应在户籍地或居住地参保."""
     household = applicant.get("household_division_code")
     residence = applicant.get("residence_division_code")
@@ -107,6 +107,8 @@ def _place(profile: Profile, matter: MatterSpec, check: HouseholdRegistration | 
     else:
         declared = [household] if household else []
         field, where_zh = "household_division_code", "户籍地"
+    if not declared and register_follows and not lives_here_only:
+        return  # the household register, retrieved next, decides (register_refusals)
     if not declared:
         report.add("field.required", f"applicant.{field}", f"办理“{matter.name_zh}”须填写{where_zh}行政区划代码",
                    f"'{matter.code}' needs 'applicant.{field}'")
@@ -117,13 +119,15 @@ def _place(profile: Profile, matter: MatterSpec, check: HouseholdRegistration | 
 
 
 def register_refusals(profile: Profile, matters: list[str], applicant: dict[str, Any],
-                      register_division: str) -> dict[str, str]:
-    """The retrieved household register decides 户籍 over what was declared: each matter whose 户籍 rule it fails,
-    with the reason for the applicant. Only a resident ID holder has a register to retrieve."""
+                      register_division: str | None) -> dict[str, str]:
+    """After the e-license step, 户籍 as it stands: the retrieved household register decides over what was declared;
+    without one, the declaration (which intake left open when a register was to follow). Each matter whose 户籍
+    rule fails, with the reason for the applicant."""
     ident = Identity(id_type=str(applicant.get("id_type", "resident_id")), number=str(applicant.get("id_number", "")),
                      birth_date=datetime.date.fromisoformat(str(applicant["birth_date"])),
                      sex=str(applicant.get("sex", "")), permit_region=None)
-    registered = dict(applicant, household_division_code=register_division)
+    registered = dict(applicant, household_division_code=register_division) if register_division else applicant
+    source = "居民户口簿电子证照显示户籍不在" if register_division else "未取得居民户口簿电子证照，申请所填户籍地不在"
     refusals = {}
     for code in matters:
         matter = profile.matter(code)
@@ -132,7 +136,7 @@ def register_refusals(profile: Profile, matters: list[str], applicant: dict[str,
                 report = Report(today=datetime.date.today())
                 _place(profile, matter, check, registered, ident, report)
                 if report.errors:
-                    refusals[code] = f"居民户口簿电子证照显示户籍不在{profile.name_zh}：{report.errors[0].message_zh}"
+                    refusals[code] = f"{source}{profile.name_zh}：{report.errors[0].message_zh}"
     return refusals
 
 
