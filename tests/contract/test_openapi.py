@@ -98,7 +98,8 @@ def test_the_document_is_valid_openapi_31_and_complete(gw: RunningGateway, docum
             assert {k: v for k, v in component.items() if k != "title"} == published
     event_types = {v.rsplit("/", 1)[1] for v in document["webhooks"]["caseEvent"]["post"]["requestBody"]["content"]
                    ["application/json"]["schema"]["discriminator"]["mapping"].values()}
-    assert event_types == {"CaseAccepted", "TaskStatusChanged", "CertificateIssued", "DocumentsRetrieved"}
+    assert event_types == {"CaseAccepted", "TaskStatusChanged", "CertificateIssued", "CertificateRefused",
+                           "DocumentsRetrieved", "StepReminder", "PiiRevealed"}
 
 
 def test_a_malformed_query_parameter_answers_the_one_error_shape(gw: RunningGateway) -> None:
