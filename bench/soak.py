@@ -424,6 +424,9 @@ def soak(plan: Plan, folder: Path) -> dict[str, Any]:
                GATEWAY_RETRY_ATTEMPTS="60", GATEWAY_RETRY_MAX_S="900", GATEWAY_RETRY_INITIAL_S="0.1",
                GATEWAY_RETRY_CAP_S="2", GATEWAY_POLL_INITIAL_S="0.5", GATEWAY_POLL_CAP_S="3",
                GATEWAY_BREAKER_FAILURES="5", GATEWAY_BREAKER_OPEN_S="2", GATEWAY_OUTBOX_RETRY_CAP_S="2",
+               # Applicant steps on a compressed schedule, as under `gateway up`: a payment whose link was spent
+               # on a failed visit (a fault at the department's page) is reminded with a fresh link, as a person is.
+               GATEWAY_STEP_REMINDERS_S="[8, 20]", GATEWAY_STEP_EXPIRY_S="50",
                GATEWAY_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
     env.pop("GATEWAY_REDIS_SENTINELS", None)
     for name in DEPARTMENTS:
