@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     operators_file: Path | None = None
     console_session_key: str | None = None
     console_session_ttl_s: int = 8 * 3600
+    # The case timeline links each change's trace id to the trace backend with this template, e.g.
+    # "http://jaeger:16686/trace/{trace_id}"; unset, the trace id is shown as text.
+    console_trace_url: str | None = None
 
     log_level: str = "INFO"
     log_json: bool = False

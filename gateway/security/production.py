@@ -45,6 +45,9 @@ def production_secrets(settings: Settings, adapters: Iterable[str],
     else:
         found.append(("GATEWAY_PII_KEY", _base64_key("GATEWAY_PII_KEY", settings.pii_key)))
     found.append(("GATEWAY_AUDIT_KEY", _base64_key("GATEWAY_AUDIT_KEY", settings.audit_key)))
+    if settings.console_enabled:  # a forged session cookie would be an operator's
+        found.append(("GATEWAY_CONSOLE_SESSION_KEY",
+                      _base64_key("GATEWAY_CONSOLE_SESSION_KEY", settings.console_session_key)))
     return found
 
 

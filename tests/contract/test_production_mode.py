@@ -15,7 +15,7 @@ import pytest
 
 from gateway.bootstrap import ConfigurationError, build_services
 from gateway.security.callers import load_callers
-from gateway.security.production import check_production
+from gateway.security.production import WeakSecret, check_production
 from gateway.settings import Settings
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
@@ -89,8 +89,12 @@ def settings_from(env: dict[str, str]) -> Settings:
                                       "new": base64.b64encode(b"n" * 8).decode()}), "GATEWAY_PII_KEY_ID": "new"},
      r"GATEWAY_PII_KEYS[new] is shorter than 32 bytes"),
     ({"GATEWAY_ADAPTERS__E_LICENSE__CALLBACK_SECRET": ""}, "GATEWAY_ADAPTERS__E_LICENSE__CALLBACK_SECRET is not set"),
+    # The console turned on in production signs its sessions with a key that must be set, strong and its own.
+    ({"GATEWAY_CONSOLE": "true"}, "GATEWAY_CONSOLE_SESSION_KEY is not set"),
+    ({"GATEWAY_CONSOLE": "true", "GATEWAY_CONSOLE_SESSION_KEY": base64.b64encode(b"c" * 16).decode()},
+     "GATEWAY_CONSOLE_SESSION_KEY is shorter than 32 bytes"),
 ], ids=["shared-dev-default", "mock-default", "short-caller", "short-pii-key", "unset-link", "unset-audit-key",
-        "short-key-in-ring", "unset-callback"])
+        "short-key-in-ring", "unset-callback", "unset-console-key", "short-console-key"])
 async def test_every_secret_is_checked_before_anything_starts(tmp_path, change, message):
     settings = settings_from(production_env(tmp_path, **change))
     with pytest.raises(ConfigurationError, match=re.escape(message)):
@@ -105,3 +109,12 @@ def test_development_needs_no_secrets_and_production_accepts_strong_ones(tmp_pat
     settings = settings_from(production_env(tmp_path))
     assert settings.callers_file is not None
     check_production(settings, ADAPTERS, load_callers(settings.callers_file))  # nothing to refuse
+    # The console's key is needed only where the console is on (off by default in production).
+    audit_key = settings.audit_key or ""
+    console = settings_from(production_env(tmp_path, GATEWAY_CONSOLE="true",
+                                           GATEWAY_CONSOLE_SESSION_KEY=base64.b64encode(secrets.token_bytes(32)).decode()))
+    check_production(console, ADAPTERS, load_callers(settings.callers_file))
+    with pytest.raises(WeakSecret, match="GATEWAY_CONSOLE_SESSION_KEY is the same as GATEWAY_AUDIT_KEY"):
+        shared = production_env(tmp_path, GATEWAY_CONSOLE="true", GATEWAY_AUDIT_KEY=audit_key,
+                                GATEWAY_CONSOLE_SESSION_KEY=audit_key)
+        check_production(settings_from(shared), ADAPTERS, load_callers(settings.callers_file))
