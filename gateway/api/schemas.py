@@ -210,9 +210,11 @@ class CertificateRefused(EventBase):
 class StepReminder(EventBase):
     type: Literal["task.step_reminder"]
     steps: list[str] = Field(description="the applicant's H5 steps still open (payment, deposit, photo)")
-    reminder: int = Field(description="the reminder's number")
+    reminder: int = Field(description="the reminder's number (an ops re-send: the number of the last one sent)")
     links: dict[str, str] = Field(description="fresh links, one per step")
     expires_at: str = Field(description="when the step expires (Beijing)")
+    actor: str | None = Field(default=None, description="an ops re-send only: cli or console:<operator id>")
+    reason: str | None = Field(default=None, description="an ops re-send only: why it was sent")
 
 
 class PiiRevealed(EventBase):

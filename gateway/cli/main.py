@@ -443,6 +443,25 @@ def cases_show(case_id: str) -> None:
         raise typer.Exit(1)
 
 
+@cases_app.command("resend-link")
+def cases_resend_link(case_id: str, matter: str,
+                      reason: str = typer.Option(..., "--reason", help="why (kept on the audit chain)")) -> None:
+    """Send the applicant a fresh link (SMS and webhook) for the H5 step (pay, deposit, photo) a task waits on."""
+    from gateway.orchestration.interventions import resend_link
+
+    if len(reason.strip()) < 2:
+        typer.echo("give a reason: --reason TEXT", err=True)
+        raise typer.Exit(2)
+
+    async def resend(services: Services) -> bool:
+        return await resend_link(services, case_id, matter, actor="cli", reason=reason.strip())
+
+    if not _with_services(resend):
+        typer.echo(f"{case_id} {matter} waits on no applicant step: nothing sent", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"sent a fresh link for {case_id} {matter}")
+
+
 @app.command()
 def status() -> None:
     """Adapters (version, protocol, health, breaker), queue depths, DLQ, outbox, and the workers' heartbeats.

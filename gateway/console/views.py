@@ -31,7 +31,7 @@ from gateway.console.sessions import LOGIN_COOKIE, SESSION_COOKIE, Session, Sess
 from gateway.departments.registry import discover
 from gateway.domain.status import TERMINAL, TaskStatus, derive_case_status
 from gateway.orchestration.intake import china_today
-from gateway.orchestration.interventions import cancel_case, replay_dead_letters
+from gateway.orchestration.interventions import cancel_case, replay_dead_letters, resend_link
 from gateway.profiles.catalogue import catalogue
 from gateway.security.audit import AuditChain
 from gateway.security.secrets import stored_secret
@@ -57,7 +57,7 @@ STATUS_ZH = {
     "in_progress": "办理中", "partially_completed": "部分办结", "attention_needed": "需人工处理",
 }
 EVENT_ZH = {"case.accepted": "案件受理", "task.status_changed": "状态变更", "case.certificate_issued": "证照签发",
-            "case.documents": "证照材料", "console.pii_revealed": "查看明文"}
+            "case.documents": "证照材料", "console.pii_revealed": "查看明文", "task.step_reminder": "办理提醒"}
 FIELD_ZH = {"name": "姓名", "id_type": "证件类型", "id_number": "证件号码", "phone": "手机号码", "sex": "性别",
             "birth_date": "出生日期", "household_division_code": "户籍地区划", "division_code": "区划代码",
             "address": "地址", "relation": "关系", "insured_place": "参保地", "insurance_types": "险种",
@@ -98,9 +98,17 @@ def _session_signer(settings: Settings) -> SessionSigner:
         raise ConfigurationError(f"GATEWAY_CONSOLE_SESSION_KEY: {exc}") from exc
 
 
+def _trace_url(settings: Settings) -> str | None:
+    template = settings.console_trace_url
+    if template and ("{trace_id}" not in template or not template.startswith(("http://", "https://"))):
+        raise ConfigurationError("GATEWAY_CONSOLE_TRACE_URL must be an http(s) URL with {trace_id} in it")
+    return template
+
+
 def console_router(settings: Settings) -> APIRouter:
     operators = _operators(settings)
     signer = _session_signer(settings)
+    trace_url = _trace_url(settings)
     secure_cookie = settings.base_url.startswith("https://")
     templates = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                    autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
@@ -225,7 +233,7 @@ def console_router(settings: Settings) -> APIRouter:
                     dead=dead, callers=sorted(services.callers))
 
     async def case_page(request: Request, who: tuple[Operator, Session], case_id: str, *, revealed: bool = False,
-                        notice: str = "", status: int = 200) -> HTMLResponse:
+                        notice: str = "", status: int = 200, template: str = "case.html") -> HTMLResponse:
         services = services_of(request)
         case = await services.store.get_case(case_id)
         if case is None:
@@ -233,10 +241,11 @@ def console_router(settings: Settings) -> APIRouter:
                         message_en="no such case")
         tasks = await services.store.get_tasks(case_id, case.matters)
         chain = AuditChain(services.redis, services.store.audit, services.store.events)
-        events = [entry.event for entry in await chain.read(case_id) if entry.event is not None]
+        events = [(entry.event, entry.trace_id) for entry in await chain.read(case_id) if entry.event is not None]
         report = await chain.verify(case_id)
         dead = {m for c, m, _ in await services.queue.dead_letters() if c == case_id}
-        return page("case.html", status, who=who, **_case_context(services, case, tasks, events, dead, revealed),
+        return page(template, status, who=who,
+                    **_case_context(services, case, tasks, events, dead, revealed, trace_url),
                     chain_intact=report.intact, chain_entries=report.entries, notice=notice)
 
     @router.get("/cases/{case_id}")
@@ -245,8 +254,17 @@ def console_router(settings: Settings) -> APIRouter:
         if who is None:
             return to_sign_in(request)
         notice = {"replayed": "已重放，任务重新排队 Replayed: the task is queued again",
-                  "cancelled": "已撤销 Cancelled", "nothing": "没有可处理的任务 Nothing to do"}.get(done, "")
+                  "cancelled": "已撤销 Cancelled", "resent": "已向申请人重发链接 A fresh link was sent",
+                  "nothing": "没有可处理的任务 Nothing to do"}.get(done, "")
         return await case_page(request, who, case_id, notice=notice)
+
+    @router.get("/cases/{case_id}/fragment")
+    async def case_fragment(case_id: str, request: Request) -> Response:
+        """The case page's changing part (status, tasks, timeline), masked, for the page to refresh in place."""
+        who = signed_in(request)
+        if who is None:
+            return Response(status_code=401, headers=SECURITY_HEADERS)
+        return await case_page(request, who, case_id, template="_case.html")
 
     @router.post("/cases/{case_id}/reveal")
     async def reveal(case_id: str, request: Request) -> Response:
@@ -278,6 +296,23 @@ def console_router(settings: Settings) -> APIRouter:
                                           task=f"{case_id}:{matter}")
         log.info("console replay", operator=operator.id, case_id=case_id, matter=matter, replayed=count)
         return RedirectResponse(f"/console/cases/{quote(case_id, safe='')}?done={'replayed' if count else 'nothing'}",
+                                status_code=303)
+
+    @router.post("/cases/{case_id}/resend-link")
+    async def resend(case_id: str, request: Request) -> Response:
+        try:
+            operator, form = await acting(request)
+        except Forbidden as exc:
+            return refused(exc, signed_in(request))
+        reason, matter = form.get("reason", "").strip()[:MAX_REASON], form.get("matter", "")
+        if len(reason) < 2:
+            who = signed_in(request)
+            assert who is not None
+            return await case_page(request, who, case_id, notice="请填写重发原因 Give a reason", status=422)
+        sent = await resend_link(services_of(request), case_id, matter, actor=f"console:{operator.id}",
+                                 reason=reason)
+        log.info("console resend link", operator=operator.id, case_id=case_id, matter=matter, sent=sent)
+        return RedirectResponse(f"/console/cases/{quote(case_id, safe='')}?done={'resent' if sent else 'nothing'}",
                                 status_code=303)
 
     @router.post("/cases/{case_id}/cancel")
@@ -355,8 +390,10 @@ def _days_left(services: Services, deadline: str) -> int | None:
     return services.calendar.working_days_between(china_today(), day)
 
 
-def _case_context(services: Services, case: CaseRecord, tasks: list[TaskRecord], events: list[dict[str, Any]],
-                  dead: set[str], revealed: bool) -> dict[str, Any]:
+def _case_context(services: Services, case: CaseRecord, tasks: list[TaskRecord],
+                  events: list[tuple[dict[str, Any], str]], dead: set[str], revealed: bool,
+                  trace_url: str | None) -> dict[str, Any]:
+    """The case page's values; `events` are the audit chain's, each with the trace it happened in ("" if none)."""
     try:
         profile = services.profiles.get(case.profile)
         region, matter_names = profile.name_zh, {m.code: (m.name_zh, m.name_en) for m in profile.matters}
@@ -370,7 +407,7 @@ def _case_context(services: Services, case: CaseRecord, tasks: list[TaskRecord],
         return (value or "") if revealed else scrub_text(value or "")
 
     timeline = []
-    for event in events:
+    for event, trace_id in events:
         actor = event.get("actor") or ("部门回调 callback" if event.get("callback_id") else "")
         if event.get("type") == "case.accepted":
             clerk = f" / window:{event['operator']}" if event.get("operator") else ""
@@ -378,7 +415,9 @@ def _case_context(services: Services, case: CaseRecord, tasks: list[TaskRecord],
         timeline.append({"at": str(event.get("at", "")), "type": str(event.get("type", "")),
                          "matter": event.get("matter") or "", "status": event.get("status") or "",
                          "request_id": event.get("request_id") or "", "native": event.get("native_status") or "",
-                         "actor": actor, "reason": text(event.get("reason"))})
+                         "actor": actor, "reason": text(event.get("reason")), "trace_id": trace_id,
+                         "trace_url": trace_url.replace("{trace_id}", quote(trace_id, safe=""))
+                         if trace_url and trace_id else ""})
     return {
         "case": case, "region": region, "case_status": derive_case_status(t.status for t in tasks).value,
         "applicant": {k: shown(v, k) for k, v in case.applicant.items()},

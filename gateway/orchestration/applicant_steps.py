@@ -132,15 +132,38 @@ class ApplicantSteps:
         due = plan.reminders_due(now)
         if due > reminded:
             # After an outage only the latest reminder missed goes out, once: never a burst of stale ones.
-            links = {step: await self.links.issue(case_id, matter, step) for step in plan.steps}
-            sent = await self.store.record_step_reminder(
-                case_id, matter, WAITING, raw, reminded, due, links,
-                {"steps": plan.steps, "reminder": due, "links": links, "expires_at": plan.expires_beijing()})
-            if sent:
-                APPLICANT_STEPS.labels(task.adapter, "reminded").inc()
-                log.info("applicant step reminded", case_id=case_id, matter=matter, reminder=due)
+            await self._remind(task, plan, raw, reminded, due)
         await self.queue.enqueue_at(case_id, matter, STEP_TIMER, plan.next_due(now))
         return False
+
+    async def resend(self, case_id: str, matter: str, *, actor: str, reason: str) -> bool:
+        """Ops re-send the applicant a fresh link now (they lost the SMS, or spent the link on a failed visit): a
+        reminder out of schedule, counted as the last one sent, so the planned reminders and the expiry stay as
+        they were. False when the task is not waiting on an applicant step."""
+        task = await self.store.get_task(case_id, matter)
+        if task is None or task.status is not WAITING:
+            return False
+        raw, reminded = await self.store.applicant_step(case_id, matter)
+        if not raw:
+            return False
+        return await self._remind(task, StepPlan.from_json(raw), raw, reminded, reminded,
+                                  {"actor": actor, "reason": reason})
+
+    async def _remind(self, task: TaskRecord, plan: StepPlan, raw: str, reminded: int, number: int,
+                      extra: dict[str, Any] | None = None) -> bool:
+        """Fresh links for the step's SMS and webhook, sent once if the task still waits on `plan` with `reminded`
+        reminders counted (then `number` are)."""
+        case_id, matter = task.case_id, task.matter
+        links = {step: await self.links.issue(case_id, matter, step) for step in plan.steps}
+        sent = await self.store.record_step_reminder(
+            case_id, matter, WAITING, raw, reminded, number, links,
+            {"steps": plan.steps, "reminder": number, "links": links, "expires_at": plan.expires_beijing(),
+             **(extra or {})})
+        if sent:
+            APPLICANT_STEPS.labels(task.adapter, "reminded").inc()
+            log.info("applicant step reminded", case_id=case_id, matter=matter, reminder=number,
+                     actor=(extra or {}).get("actor"))
+        return sent
 
     async def _expire(self, task: TaskRecord, plan: StepPlan) -> bool:
         names = step_names_zh(plan.steps)

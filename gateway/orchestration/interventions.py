@@ -1,4 +1,5 @@
-"""What ops do to a stuck case, one implementation for the CLI and the console: replay dead-lettered tasks, cancel.
+"""What ops do to a stuck case, one implementation for the CLI and the console: replay dead-lettered tasks, re-send
+an applicant's link, cancel.
 
 Both move tasks only through CaseStore.transition (the state machine, with its audit entry in the same step) and
 name who acted (`actor`: "cli" or "console:<operator id>") on that entry.
@@ -57,3 +58,9 @@ async def cancel_case(services: Services, case_id: str, *, actor: str, reason: s
     if cancelled:
         await services.engine.after_terminal(case_id)
     return cancelled
+
+
+async def resend_link(services: Services, case_id: str, matter: str, *, actor: str, reason: str) -> bool:
+    """Send the applicant a fresh link for the H5 step their task waits on (SMS and webhook, on the audit chain with
+    `actor` and `reason`), through the step reminder's own path. False when the task waits on no step."""
+    return await services.engine.applicant_steps.resend(case_id, matter, actor=actor, reason=reason)

@@ -39,6 +39,16 @@ def medical_case(sequence: int = 123) -> dict[str, Any]:
             "delivery": "online"}
 
 
+def awaiting_payment_case() -> dict[str, Any]:
+    """Jiujiang: its tax declaration waits on the applicant's payment (the mock applicant never pays)."""
+    from tests.reliability.test_orchestration import JIUJIANG_SECTIONS
+
+    matters = ["employee_medical_enrolment", "contribution_declaration"]
+    return {"profile": "jiujiang", "channel": "online", "matters": matters, "delivery": "online",
+            "applicant": applicant(division="360402", birth="19880202", sequence=173),
+            "sections": {m: JIUJIANG_SECTIONS[m] for m in matters if JIUJIANG_SECTIONS.get(m)}}
+
+
 def dead_lettered_case(gw: RunningGateway) -> str:
     """A case whose only task failed after its retries (the medical department answering errors)."""
     gw.faults("medical", error_rate=1.0)

@@ -12,14 +12,13 @@ import pytest
 from tests.console.support import (
     OPERATOR,
     VIEWER,
+    awaiting_payment_case,
     csrf_of,
     dead_lettered_case,
     medical_case,
     sign_in,
     start_console_gateway,
 )
-from tests.reliability.test_orchestration import JIUJIANG_SECTIONS
-from tests.support.harness import applicant
 
 
 @pytest.fixture
@@ -27,14 +26,6 @@ def gw(redis_url, tmp_path):
     gateway = start_console_gateway(tmp_path, redis_url)
     yield gateway
     gateway.stop()
-
-
-def awaiting_payment_case():
-    sections = JIUJIANG_SECTIONS
-    matters = ["employee_medical_enrolment", "contribution_declaration"]
-    return {"profile": "jiujiang", "channel": "online", "matters": matters, "delivery": "online",
-            "applicant": applicant(division="360402", birth="19880202", sequence=173),
-            "sections": {m: sections[m] for m in matters if sections.get(m)}}
 
 
 def test_without_a_session_every_page_sends_to_sign_in(gw):

@@ -1,12 +1,15 @@
 // Progressive enhancement only: every page reads fine without it.
-// A region marked data-refresh is reloaded from its fragment URL every 5 s, while the tab is visible.
+// A region marked data-refresh is reloaded from its fragment URL every 5 s, while the tab is visible and no
+// confirmation or field in it is open (an operator's half-typed reason is never wiped).
 document.addEventListener("DOMContentLoaded", () => {
   for (const region of document.querySelectorAll("[data-refresh]")) {
     const refresh = async () => {
-      if (document.hidden) return;
+      if (document.hidden || region.querySelector("details[open]")) return;
+      if (region.contains(document.activeElement) && document.activeElement.matches("input, select, textarea")) return;
       try {
         const response = await fetch(region.dataset.refresh, {credentials: "same-origin"});
-        if (response.ok) region.innerHTML = await response.text();
+        const html = response.ok ? await response.text() : null;
+        if (html !== null && !region.querySelector("details[open]")) region.innerHTML = html;
       } catch (_) { /* the next tick tries again */ }
     };
     setInterval(refresh, 5000);
