@@ -128,5 +128,8 @@ class AsyncGatewayClient:
     async def get_case(self, case_id: str) -> httpx.Response:
         return await self.request("GET", f"/v1/cases/{case_id}")
 
+    async def profile(self, code: str) -> httpx.Response:
+        return await self.request("GET", f"/v1/profiles/{code}")
+
     async def aclose(self) -> None:
         await self.http.aclose()

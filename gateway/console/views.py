@@ -24,7 +24,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.bootstrap import ConfigurationError, Services
-from gateway.console.form import form_context
+from gateway.console.demo import demo_caller, submit_one_form
+from gateway.console.form import APPLICANT_FIELDS, form_context
 from gateway.console.masking import mask_field, scrub_text
 from gateway.console.operators import Operator, authenticate, load_operators
 from gateway.console.sessions import LOGIN_COOKIE, SESSION_COOKIE, Session, SessionSigner, same_token
@@ -133,10 +134,13 @@ def console_router(settings: Settings) -> APIRouter:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/console/login?next={quote(target, safe='')}", status_code=303)
 
+    async def fields_of(request: Request) -> dict[str, list[str]]:
+        """An urlencoded form (the only kind the console sends), every value of each field."""
+        return parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+
     async def form_of(request: Request) -> dict[str, str]:
-        """An urlencoded form (the only kind the console sends), first value of each field."""
-        parsed = parse_qs((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
-        return {k: v[0] for k, v in parsed.items()}
+        """The form's first value of each field."""
+        return {k: v[0] for k, v in (await fields_of(request)).items()}
 
     async def acting(request: Request) -> tuple[Operator, dict[str, str]]:
         """The signed-in operator allowed to act, with the form; Forbidden for anything less."""
@@ -336,18 +340,51 @@ def console_router(settings: Settings) -> APIRouter:
         codes = services_of(request).profiles.codes()
         return RedirectResponse(f"/console/form/{codes[0]}" if codes else "/console/", status_code=303)
 
+    def form_page(request: Request, who: tuple[Operator, Session], profile: str, *, status: int = 200,
+                  posted: dict[str, list[str]] | None = None, errors: list[dict[str, Any]] | None = None,
+                  idempotency_key: str = "") -> HTMLResponse:
+        services = services_of(request)
+        try:
+            document = catalogue(services.profiles.get(profile))
+        except KeyError:
+            return page("error.html", 404, who=who, title="未找到 Not found", message_zh="没有这个地区",
+                        message_en="no such profile")
+        # A fresh key per rendered form: submitting the same form twice (a double click) makes one case.
+        return page("form.html", status, who=who, profiles=services.profiles.codes(), **form_context(document),
+                    demo=demo_caller(settings, services.callers) is not None, applicant_fields=APPLICANT_FIELDS,
+                    posted=posted or {}, errors=errors or [],
+                    idempotency_key=idempotency_key or secrets.token_urlsafe(18))
+
     @router.get("/form/{profile}")
     async def one_form(profile: str, request: Request) -> Response:
         who = signed_in(request)
         if who is None:
             return to_sign_in(request)
-        registry = services_of(request).profiles
-        try:
-            document = catalogue(registry.get(profile))
-        except KeyError:
-            return page("error.html", 404, who=who, title="未找到 Not found", message_zh="没有这个地区",
-                        message_en="no such profile")
-        return page("form.html", who=who, profiles=registry.codes(), **form_context(document))
+        return form_page(request, who, profile)
+
+    @router.post("/form/{profile}")
+    async def submit_one_form_page(profile: str, request: Request) -> Response:
+        """Development only: the form goes to the real API through the demo caller, then to the case's page."""
+        who = signed_in(request)
+        posted = await fields_of(request)
+        if who is None or not same_token((posted.get("csrf") or [""])[0], who[1].csrf):
+            return refused(Forbidden("表单令牌无效，请刷新页面后重试", "the form's CSRF token is missing or wrong"),
+                           who)
+        services = services_of(request)
+        caller = demo_caller(settings, services.callers)
+        if caller is None:
+            return refused(Forbidden("演示提交仅用于开发环境（gateway up）",
+                                     "the demo submit is for development only (gateway up)"), who)
+        if profile not in services.profiles.codes():
+            return form_page(request, who, profile)
+        key = (posted.get("idempotency_key") or [""])[0][:64]
+        submitted = await submit_one_form(settings, caller, profile, posted, key)
+        log.info("console demo submit", operator=who[0].id, profile=profile, case_id=submitted.case_id,
+                 refused=len(submitted.errors))
+        if submitted.case_id is None:  # nothing stored: the form again, with what was entered and why
+            return form_page(request, who, profile, status=422, posted=posted, errors=submitted.errors,
+                             idempotency_key=key)
+        return RedirectResponse(f"/console/cases/{quote(submitted.case_id, safe='')}", status_code=303)
 
     @router.get("/health")
     async def health(request: Request) -> Response:

@@ -9,7 +9,10 @@ from typing import Any
 
 import httpx
 
+from gateway.console.demo import DEMO_ISSUER
 from gateway.console.operators import hash_password
+from gateway.security.applicant_identity import write_demo_identity
+from gateway.security.callers import write_demo_callers
 from tests.support.harness import RunningGateway, applicant, start_gateway
 
 OPERATOR = ("op-wei", "operator-password-1")
@@ -31,6 +34,16 @@ def start_console_gateway(tmp_path: Path, redis_url: str, **overrides: Any) -> R
     # Few quick retries and no breaker in the way: a department that errors dead-letters its task within seconds.
     return start_gateway(tmp_path, redis_url, operators_file=write_operators(tmp_path), breaker_failures=1000,
                          retry_attempts=3, retry_max_s=3, **overrides)
+
+
+def start_demo_console_gateway(tmp_path: Path, redis_url: str, **overrides: Any) -> RunningGateway:
+    """As `gateway up` runs: its demo caller and demo identity service written under var/ and the only ones the
+    gateway knows (the one form then submits through them). The harness's own platform client is not a caller here."""
+    var = tmp_path / "var"
+    write_demo_callers(var / "demo-callers.json")
+    jwks, _ = write_demo_identity(var / "identity", DEMO_ISSUER)
+    return start_console_gateway(tmp_path, redis_url, callers_file=var / "demo-callers.json",
+                                 identity_jwks_file=jwks, identity_issuer=DEMO_ISSUER, **overrides)
 
 
 def medical_case(sequence: int = 123) -> dict[str, Any]:

@@ -172,3 +172,14 @@ def test_the_health_page_lists_adapters_queues_and_overdue_cases(gw):
     fragment = client.get("/console/health/fragment")
     assert fragment.status_code == 200 and "<html" not in fragment.text
     assert 'data-testid="depth-dlq">0<' in fragment.text
+
+
+def test_without_the_demo_caller_the_one_form_has_no_submit_and_a_post_is_refused(gw):
+    client = sign_in(gw, OPERATOR)
+    form = client.get("/console/form/guangxi").text
+    assert 'data-testid="submit-form"' not in form and "仅在开发模式" in form
+    token = csrf_of(form)
+    for data in ({"csrf": token}, {}):
+        refused = client.post("/console/form/guangxi", data={**data, "matters": "employee_pension_enrolment"})
+        assert refused.status_code == 403
+    assert not list(gw.redis().scan_iter("gw:*:case"))

@@ -103,3 +103,40 @@ def test_the_operators_hash_command_prints_a_hash_that_verifies():
     assert result.exit_code == 0, result.output
     printed = result.output.strip().splitlines()[-1]
     assert verify_password("s3cret-pass", printed) and "s3cret-pass" not in result.output
+
+
+def test_the_demo_submit_is_there_only_in_development_with_the_demo_caller_the_gateway_knows(tmp_path):
+    from gateway.console.demo import DEMO_ISSUER, demo_caller
+    from gateway.security.applicant_identity import write_demo_identity
+    from gateway.security.callers import write_demo_callers
+    from gateway.settings import Settings
+
+    var = tmp_path / "var"
+    dev = Settings(var_dir=var, identity_issuer=DEMO_ISSUER)
+    assert demo_caller(dev, {"demo-platform"}) is None  # `gateway up` has not written the demo caller yet
+    caller = write_demo_callers(var / "demo-callers.json")
+    assert demo_caller(dev, {"demo-platform"}) is None  # nor the demo identity key
+    _, key = write_demo_identity(var / "identity", DEMO_ISSUER)
+    found = demo_caller(dev, {"demo-platform"})
+    assert found is not None and (found.app_id, found.secret, found.identity_key) == (caller.app_id, caller.secret, key)
+    assert demo_caller(dev, {"another-platform"}) is None  # the gateway does not accept it
+    assert demo_caller(Settings(var_dir=var, identity_issuer="real-idp"), {"demo-platform"}) is None
+    assert demo_caller(Settings(var_dir=var, identity_issuer=DEMO_ISSUER, env="production"), {"demo-platform"}) is None
+
+
+def test_the_one_form_body_is_typed_by_the_section_schemas_and_holds_only_the_chosen_matters():
+    from gateway.console.form import case_body
+
+    schema = {"properties": {"tier": {"oneOf": [{"const": 100}, {"const": 200}]}, "long_term": {"type": "boolean"},
+                             "types": {"type": "array", "items": {"enum": ["a", "b"]}}, "count": {"type": "integer"},
+                             "place": {"type": "string"}}}
+    document = {"profile": "p", "matters": [{"code": "m1", "section_schema": schema},
+                                            {"code": "m2", "section_schema": schema}]}
+    posted = {"matters": ["m1"], "m1.tier": ["200"], "m1.types": ["a", "b"], "m1.count": ["x7"], "m1.place": [""],
+              "m2.tier": ["100"], "applicant.name": [" 韦样例 "], "applicant.phone": [""]}
+    body = case_body(document, posted)
+    assert body["matters"] == ["m1"] and list(body["sections"]) == ["m1"]
+    # An unparsable number goes as typed, for the API to refuse in its own words; an empty field is left out.
+    assert body["sections"]["m1"] == {"tier": 200, "long_term": False, "types": ["a", "b"], "count": "x7"}
+    assert body["applicant"] == {"name": "韦样例", "id_type": "resident_id"}
+    assert (body["channel"], body["delivery"], body["profile"]) == ("online", "online", "p")
