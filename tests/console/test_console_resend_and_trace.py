@@ -1,9 +1,11 @@
-"""Re-sending an applicant's link (the CLI and the console, one code path) and the timeline's trace links."""
+"""Re-sending an applicant's link (the CLI and the console, one code path), the timeline's trace links, and the one
+form's demo submit over HTTP."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -21,8 +23,9 @@ from tests.console.support import (
     medical_case,
     sign_in,
     start_console_gateway,
+    start_demo_console_gateway,
 )
-from tests.support.harness import RunningGateway
+from tests.support.harness import RunningGateway, applicant
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 TRACE_URL = "http://traces.example:16686/trace/{trace_id}"
@@ -125,3 +128,27 @@ def test_the_timeline_links_each_change_to_its_trace_and_the_page_refreshes_in_p
     assert 'data-testid="case-status">已办结' in fragment.text and "4bf92f3577b34da6a3ce929d0e0e4736" in fragment.text
     with httpx.Client(base_url=gw.base_url) as nobody:
         assert nobody.get(f"/console/cases/{case_id}/fragment").status_code == 401
+
+
+def test_the_demo_submit_needs_the_session_token_and_a_form_sent_twice_makes_one_case(redis_url, tmp_path):
+    gw = start_demo_console_gateway(tmp_path, redis_url)
+    try:
+        client = sign_in(gw, VIEWER)
+        form = client.get("/console/form/guangxi").text
+        assert 'data-testid="submit-form"' in form
+        key = re.search(r'name="idempotency_key" value="([^"]+)"', form)
+        assert key is not None
+        person = applicant()
+        data = {"idempotency_key": key.group(1), "matters": "employee_pension_enrolment",
+                **{f"applicant.{name}": person[name] for name in ("name", "id_number", "phone")}}
+        assert client.post("/console/form/guangxi", data=data).status_code == 403
+        assert client.post("/console/form/guangxi", data=data | {"csrf": "forged"}).status_code == 403
+        assert not list(gw.redis().scan_iter("gw:*:case"))
+        first = client.post("/console/form/guangxi", data=data | {"csrf": csrf_of(form)})
+        again = client.post("/console/form/guangxi", data=data | {"csrf": csrf_of(form)})  # a double click
+        assert first.status_code == again.status_code == 303
+        assert first.headers["location"] == again.headers["location"]
+        assert first.headers["location"].startswith("/console/cases/")
+        assert len(list(gw.redis().scan_iter("gw:*:case"))) == 1
+    finally:
+        gw.stop()

@@ -140,3 +140,14 @@ def test_the_one_form_body_is_typed_by_the_section_schemas_and_holds_only_the_ch
     assert body["sections"]["m1"] == {"tier": 200, "long_term": False, "types": ["a", "b"], "count": "x7"}
     assert body["applicant"] == {"name": "韦样例", "id_type": "resident_id"}
     assert (body["channel"], body["delivery"], body["profile"]) == ("online", "online", "p")
+
+
+def test_a_trace_url_without_its_trace_id_placeholder_refuses_to_start(tmp_path):
+    from gateway.bootstrap import ConfigurationError
+    from gateway.console.views import console_router
+    from gateway.settings import Settings
+
+    for template in ("http://jaeger:16686/trace/", "javascript:alert('{trace_id}')"):
+        with pytest.raises(ConfigurationError, match="GATEWAY_CONSOLE_TRACE_URL"):
+            console_router(Settings(var_dir=tmp_path / "var", console_trace_url=template))
+    console_router(Settings(var_dir=tmp_path / "var", console_trace_url="http://jaeger:16686/trace/{trace_id}"))
