@@ -462,6 +462,26 @@ def cases_resend_link(case_id: str, matter: str,
     typer.echo(f"sent a fresh link for {case_id} {matter}")
 
 
+@cases_app.command("cancel")
+def cases_cancel(case_id: str,
+                 reason: str = typer.Option(..., "--reason", help="why (kept on the audit chain)")) -> None:
+    """Cancel every task of a case not yet settled (the same step as the console's cancel); exit 1 when none was."""
+    from gateway.orchestration.interventions import cancel_case
+
+    if len(reason.strip()) < 2:
+        typer.echo("give a reason: --reason TEXT", err=True)
+        raise typer.Exit(2)
+
+    async def cancel(services: Services) -> list[str]:
+        return await cancel_case(services, case_id, actor="cli", reason=reason.strip())
+
+    cancelled = _with_services(cancel)
+    if not cancelled:
+        typer.echo(f"{case_id}: no case, or nothing left to cancel", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"cancelled {len(cancelled)} task(s) of {case_id}: {' '.join(cancelled)}")
+
+
 @app.command()
 def status() -> None:
     """Adapters (version, protocol, health, breaker), queue depths, DLQ, outbox, and the workers' heartbeats.

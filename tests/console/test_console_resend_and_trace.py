@@ -152,3 +152,24 @@ def test_the_demo_submit_needs_the_session_token_and_a_form_sent_twice_makes_one
         assert len(list(gw.redis().scan_iter("gw:*:case"))) == 1
     finally:
         gw.stop()
+
+
+def test_the_cli_cancels_what_is_left_of_a_case_with_a_reason_on_the_audit_chain(gw, tmp_path):
+    case_id = gw.submit(awaiting_payment_case()).json()["id"]
+    gw.wait(case_id, lambda c: any(t["status"] == "awaiting_payment" for t in c["tasks"]))
+    env = dict(os.environ, GATEWAY_REDIS_URL=gw.redis_url, GATEWAY_VAR_DIR=str(tmp_path / "var"),
+               GATEWAY_API_PORT=str(gw.settings.api_port))
+    no_reason = subprocess.run([GATEWAY, "cases", "cancel", case_id, "--reason", " "], env=env,
+                               capture_output=True, text=True, timeout=120)
+    assert no_reason.returncode == 2
+    assert all(t["status"] != "cancelled" for t in gw.case(case_id)["tasks"])  # refused: nothing changed
+    done = subprocess.run([GATEWAY, "cases", "cancel", case_id, "--reason", "申请人撤回"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert WAITING in done.stdout
+    assert {t["matter"]: t["status"] for t in gw.case(case_id)["tasks"]}[WAITING] == "cancelled"
+    page = sign_in(gw, VIEWER).get(f"/console/cases/{case_id}").text  # the timeline, read off the audit chain
+    assert "申请人撤回" in page and ">cli<" in page and "完整 intact" in page
+    again = subprocess.run([GATEWAY, "cases", "cancel", case_id, "--reason", "再次撤回"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 1
