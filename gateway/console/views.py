@@ -25,14 +25,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from gateway.bootstrap import ConfigurationError, Services
 from gateway.console.form import form_context
+from gateway.console.lookup import cases_of_id_number
 from gateway.console.masking import mask_field, scrub_text
 from gateway.console.operators import Operator, authenticate, load_operators
 from gateway.console.sessions import LOGIN_COOKIE, SESSION_COOKIE, Session, SessionSigner, same_token
 from gateway.departments.registry import discover
+from gateway.domain.identity_numbers import IdNumberError
 from gateway.domain.status import TERMINAL, TaskStatus, derive_case_status
 from gateway.orchestration.intake import china_today
 from gateway.orchestration.interventions import cancel_case, replay_dead_letters
 from gateway.profiles.catalogue import catalogue
+from gateway.security.applicant_index import normalised_id_number
 from gateway.security.audit import AuditChain
 from gateway.security.secrets import stored_secret
 from gateway.settings import Settings
@@ -57,7 +60,7 @@ STATUS_ZH = {
     "in_progress": "办理中", "partially_completed": "部分办结", "attention_needed": "需人工处理",
 }
 EVENT_ZH = {"case.accepted": "案件受理", "task.status_changed": "状态变更", "case.certificate_issued": "证照签发",
-            "case.documents": "证照材料", "console.pii_revealed": "查看明文"}
+            "case.documents": "证照材料", "console.pii_revealed": "查看明文", "console.id_lookup": "按证件号码查找"}
 FIELD_ZH = {"name": "姓名", "id_type": "证件类型", "id_number": "证件号码", "phone": "手机号码", "sex": "性别",
             "birth_date": "出生日期", "household_division_code": "户籍地区划", "division_code": "区划代码",
             "address": "地址", "relation": "关系", "insured_place": "参保地", "insurance_types": "险种",
@@ -223,6 +226,23 @@ def console_router(settings: Settings) -> APIRouter:
                              "failed_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(failed_at))})
         return page("home.html", who=who, not_found=not_found, case_id=case_id, app_id=app_id, key=key,
                     dead=dead, callers=sorted(services.callers))
+
+    @router.post("/lookup")
+    async def lookup(request: Request) -> Response:
+        """Cases by a person's ID number: a POST, so the number is in no URL, history or access log."""
+        who = signed_in(request)
+        form = await form_of(request)
+        if who is None or not same_token(form.get("csrf"), who[1].csrf):
+            return refused(Forbidden("表单令牌无效，请刷新页面后重试", "the form's CSRF token is missing or wrong"),
+                           who)
+        try:
+            id_number = normalised_id_number(form.get("id_number", "")[:64])
+        except IdNumberError as exc:
+            return page("lookup.html", 422, who=who, problem=exc, listed=[], region_of={})
+        listed = await cases_of_id_number(services_of(request), who[0].id, id_number)
+        registry = services_of(request).profiles
+        region_of = {code: registry.get(code).name_zh for code in registry.codes()}
+        return page("lookup.html", who=who, problem=None, listed=listed, region_of=region_of)
 
     async def case_page(request: Request, who: tuple[Operator, Session], case_id: str, *, revealed: bool = False,
                         notice: str = "", status: int = 200) -> HTMLResponse:
