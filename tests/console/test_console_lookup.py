@@ -97,3 +97,22 @@ def test_the_index_key_is_the_audit_keys_so_a_pii_key_rotation_keeps_look_ups(re
     number = id_number("450103", "19900517", 123)
     assert before.applicant_index.mac(number) == after.applicant_index.mac(number)
     assert ApplicantIndex(os.urandom(32)).mac(number) != before.applicant_index.mac(number)
+
+
+def test_cases_stored_before_the_index_are_indexed_by_the_cli(gw, tmp_path):
+    from typer.testing import CliRunner
+
+    from gateway.cli.main import app
+
+    case_id = gw.submit(medical_case()).json()["id"]
+    redis = gw.redis()
+    for key in redis.scan_iter("gw:applicant-cases:*"):
+        redis.delete(key)  # as if the case predated the index
+    client = sign_in(gw, VIEWER)
+    number = id_number("450103", "19900517", 123)
+    assert listed_ids(look_up(client, number).text) == []
+    env = {"GATEWAY_REDIS_URL": gw.redis_url, "GATEWAY_VAR_DIR": str(tmp_path / "var")}
+    for expected in ("indexed 1 case(s)", "indexed 0 case(s)"):  # a second run finds nothing new
+        result = CliRunner().invoke(app, ["operators", "index-cases"], env=env)
+        assert result.exit_code == 0 and expected in result.output, result.output
+    assert listed_ids(look_up(client, number).text) == [case_id]
