@@ -53,12 +53,12 @@ class Flow:
         return cls(secrets.token_urlsafe(24), secrets.token_urlsafe(24), secrets.token_urlsafe(48), next_path)
 
     def data(self) -> dict[str, Any]:
-        return {"state": self.state, "nonce": self.nonce, "verifier": self.verifier, "next": self.next,
-                "exp": int(time.time()) + FLOW_TTL_S}
+        return {"typ": "oidc-flow", "state": self.state, "nonce": self.nonce, "verifier": self.verifier,
+                "next": self.next, "exp": int(time.time()) + FLOW_TTL_S}
 
     @classmethod
     def of(cls, data: dict[str, Any] | None) -> Flow | None:
-        if not data:
+        if not data or data.get("typ") != "oidc-flow":  # signed by the same key as sessions: never one of them
             return None
         try:
             return cls(str(data["state"]), str(data["nonce"]), str(data["verifier"]), str(data["next"]))

@@ -250,7 +250,8 @@ def console_router(settings: Settings) -> APIRouter:
             if not same_token(state, flow.state):
                 raise SignInRefused("登录状态不符，请重新登录", "the state does not match this browser's sign-in")
             if error or not code:
-                raise SignInRefused("统一身份认证未完成登录", f"the identity service answered {error or 'no code'}")
+                raise SignInRefused("统一身份认证未完成登录",
+                                    f"the identity service answered {error[:80] or 'no code'}")
             claims = await oidc.claims(code, flow)
             operator, role_from_token = operator_of(claims, operators, settings.console_oidc_role_claim,
                                                     settings.console_oidc_roles)

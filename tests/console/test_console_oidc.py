@@ -153,3 +153,28 @@ def test_the_role_can_come_from_the_operators_file_by_subject(redis_url, tmp_pat
         assert sign_in_with_provider(gw).status_code == 403  # no entry names this subject
     finally:
         gw.stop()
+
+
+def test_a_session_cookie_is_no_sign_in_flow_and_a_flow_cookie_no_session():
+    from gateway.console.oidc import Flow
+    from gateway.console.sessions import SessionSigner
+
+    signer = SessionSigner(b"k" * 32, ttl_s=60)
+    session_cookie, _ = signer.issue("op1", role="operator", name="x")
+    flow = Flow.start("/console/")
+    flow_cookie = signer.sign(flow.data())
+    assert Flow.of(signer.verified(session_cookie)) is None and signer.open(flow_cookie) is None
+    assert Flow.of(signer.verified(flow_cookie)) == flow
+
+
+def test_an_operator_with_only_an_oidc_subject_cannot_sign_in_with_a_password(tmp_path):
+    from gateway.console.operators import authenticate, load_operators
+
+    path = tmp_path / "operators.json"
+    path.write_text(json.dumps([{"id": "lan-sso", "role": "viewer", "oidc_subject": "u-5005"}]))
+    operators = load_operators(path)
+    assert operators["lan-sso"].oidc_subject == "u-5005"
+    assert authenticate(operators, "lan-sso", "") is None and authenticate(operators, "lan-sso", "anything") is None
+    path.write_text(json.dumps([{"id": "nobody", "role": "viewer"}]))  # neither a password nor a subject
+    with pytest.raises(ValueError, match="password_hash"):
+        load_operators(path)
