@@ -136,6 +136,16 @@ class Settings(BaseSettings):
     # The case timeline links each change's trace id to the trace backend with this template, e.g.
     # "http://jaeger:16686/trace/{trace_id}"; unset, the trace id is shown as text.
     console_trace_url: str | None = None
+    # Console sign-in with the identity service (OIDC authorization code + PKCE), beside passwords, when an issuer
+    # and client id are set. The role comes from the id_token claim console_oidc_role_claim (values mapped by
+    # console_oidc_roles, e.g. {"gw-ops": "operator"}; unmapped, the values `viewer` and `operator` themselves), or,
+    # with no claim named, from the operators file entry whose oidc_subject is the token's `sub`.
+    console_oidc_issuer: str | None = None
+    console_oidc_client_id: str | None = None
+    console_oidc_client_secret: str | None = None
+    console_oidc_role_claim: str | None = None
+    console_oidc_roles: dict[str, Literal["viewer", "operator"]] = Field(default_factory=dict)
+    console_oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "PS256", "ES256", "EdDSA"])
 
     log_level: str = "INFO"
     log_json: bool = False

@@ -1,7 +1,9 @@
 """Console operators: people who sign in to the console, from a file (GATEWAY_OPERATORS_FILE), never from Redis.
 
-The file is a JSON or YAML list of {id, name, password_hash, role}; `role` is `viewer` (reads, masked personal
-fields) or `operator` (also acts: replay, cancel, unmask with a reason). Password hashes are scrypt from hashlib,
+The file is a JSON or YAML list of {id, name, password_hash, role, oidc_subject?}; `role` is `viewer` (reads, masked
+personal fields) or `operator` (also acts: replay, cancel, unmask with a reason). `oidc_subject` is the operator's
+`sub` at the identity service (console sign-in with OIDC, gateway/console/oidc.py); with it the password hash may be
+left out, and the operator then signs in only there. Password hashes are scrypt from hashlib,
 `scrypt$<n>$<r>$<p>$<base64 salt>$<base64 hash>`, printed by `gateway operators hash`.
 """
 
@@ -25,7 +27,7 @@ _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 # scrypt cost: 2^15 x 8 x 1 takes ~32 MiB and tens of milliseconds, a sign-in's worth and a brute force's burden.
 _N, _R, _P = 2**15, 8, 1
 _MAX_MEMORY = 64 * 1024 * 1024
-_KEYS = {"id", "name", "password_hash", "role"}
+_KEYS = {"id", "name", "password_hash", "role", "oidc_subject"}
 
 
 class OperatorsFileError(ValueError):
@@ -36,8 +38,9 @@ class OperatorsFileError(ValueError):
 class Operator:
     id: str
     name: str
-    password_hash: str
+    password_hash: str  # "" for an operator who signs in only with the identity service
     role: Role
+    oidc_subject: str = ""
 
     @property
     def may_act(self) -> bool:
@@ -101,10 +104,11 @@ def _operator(item: Any, where: str) -> Operator:
     if role not in ROLES:
         raise OperatorsFileError(f"{where} ({operator_id}): role must be viewer or operator, not {role!r}")
     password_hash = str(item.get("password_hash", ""))
-    if not password_hash.startswith("scrypt$") or password_hash.count("$") != 5:
+    subject = str(item.get("oidc_subject") or "")
+    if (password_hash or not subject) and (not password_hash.startswith("scrypt$") or password_hash.count("$") != 5):
         raise OperatorsFileError(f"{where} ({operator_id}): password_hash must be a scrypt hash "
-                                 "(gateway operators hash prints one)")
-    return Operator(operator_id, str(item.get("name", operator_id)), password_hash, role)
+                                 "(gateway operators hash prints one), or be left out with an oidc_subject")
+    return Operator(operator_id, str(item.get("name", operator_id)), password_hash, role, subject)
 
 
 def write_demo_operators(path: Path) -> dict[str, str]:

@@ -12,6 +12,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 SESSION_COOKIE = "gw_console"
 LOGIN_COOKIE = "gw_console_login"  # double-submit token of the sign-in form, before any session exists
@@ -22,6 +23,9 @@ class Session:
     operator_id: str
     csrf: str
     expires_at: int
+    # Set for a sign-in with the identity service whose role came from a token claim (no operators file entry).
+    role: str | None = None
+    name: str = ""
 
 
 def _b64(raw: bytes) -> str:
@@ -42,25 +46,42 @@ class SessionSigner:
     def _mac(self, payload: str) -> str:
         return _b64(hmac.new(self.key, payload.encode(), hashlib.sha256).digest())
 
-    def issue(self, operator_id: str) -> tuple[str, Session]:
-        session = Session(operator_id, secrets.token_urlsafe(24), int(time.time()) + self.ttl_s)
-        payload = _b64(json.dumps({"sub": session.operator_id, "csrf": session.csrf, "exp": session.expires_at},
-                                  separators=(",", ":")).encode())
-        return f"{payload}.{self._mac(payload)}", session
+    def sign(self, data: dict[str, Any]) -> str:
+        """A cookie value carrying `data` (with an `exp`), readable by anyone, alterable by no one without the key."""
+        payload = _b64(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+        return f"{payload}.{self._mac(payload)}"
 
-    def open(self, cookie: str | None) -> Session | None:
-        """The session of a cookie this gateway signed and that has not expired; None for anything else."""
-        if not cookie or len(cookie) > 1024 or not cookie.isascii():
+    def verified(self, cookie: str | None) -> dict[str, Any] | None:
+        """The data of a cookie this gateway signed whose `exp` has not passed; None for anything else."""
+        if not cookie or len(cookie) > 2048 or not cookie.isascii():
             return None
         payload, _, mac = cookie.partition(".")
         if not hmac.compare_digest(mac.encode(), self._mac(payload).encode()):
             return None
         try:
             data = json.loads(_unb64(payload))
-            session = Session(str(data["sub"]), str(data["csrf"]), int(data["exp"]))
+            fresh = isinstance(data, dict) and int(data["exp"]) > time.time()
         except (ValueError, KeyError, TypeError):
             return None
-        return session if session.expires_at > time.time() else None
+        return data if fresh else None
+
+    def issue(self, operator_id: str, *, role: str | None = None, name: str = "") -> tuple[str, Session]:
+        session = Session(operator_id, secrets.token_urlsafe(24), int(time.time()) + self.ttl_s, role, name)
+        data: dict[str, Any] = {"sub": session.operator_id, "csrf": session.csrf, "exp": session.expires_at}
+        if role:
+            data.update(role=role, name=name)
+        return self.sign(data), session
+
+    def open(self, cookie: str | None) -> Session | None:
+        """The session of a cookie this gateway signed and that has not expired; None for anything else."""
+        data = self.verified(cookie)
+        if data is None:
+            return None
+        try:
+            return Session(str(data["sub"]), str(data["csrf"]), int(data["exp"]),
+                           str(data["role"]) if data.get("role") else None, str(data.get("name", "")))
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 def same_token(sent: str | None, expected: str) -> bool:

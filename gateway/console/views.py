@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote
 
+import httpx
 import jinja2
 import structlog
 import yaml
@@ -26,14 +27,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from gateway.bootstrap import ConfigurationError, Services
 from gateway.console.demo import demo_caller, submit_one_form
 from gateway.console.form import APPLICANT_FIELDS, form_context
+from gateway.console.lookup import cases_of_id_number
 from gateway.console.masking import mask_field, scrub_text
-from gateway.console.operators import Operator, authenticate, load_operators
+from gateway.console.oidc import FLOW_COOKIE, FLOW_TTL_S, Flow, OidcClient, SignInRefused, operator_of
+from gateway.console.operators import ROLES, Operator, authenticate, load_operators
 from gateway.console.sessions import LOGIN_COOKIE, SESSION_COOKIE, Session, SessionSigner, same_token
 from gateway.departments.registry import discover
+from gateway.domain.identity_numbers import IdNumberError
 from gateway.domain.status import TERMINAL, TaskStatus, derive_case_status
 from gateway.orchestration.intake import china_today
 from gateway.orchestration.interventions import cancel_case, replay_dead_letters, resend_link
 from gateway.profiles.catalogue import catalogue
+from gateway.security.applicant_index import normalised_id_number
 from gateway.security.audit import AuditChain
 from gateway.security.secrets import stored_secret
 from gateway.settings import Settings
@@ -58,7 +63,8 @@ STATUS_ZH = {
     "in_progress": "办理中", "partially_completed": "部分办结", "attention_needed": "需人工处理",
 }
 EVENT_ZH = {"case.accepted": "案件受理", "task.status_changed": "状态变更", "case.certificate_issued": "证照签发",
-            "case.documents": "证照材料", "console.pii_revealed": "查看明文", "task.step_reminder": "办理提醒"}
+            "case.documents": "证照材料", "console.pii_revealed": "查看明文", "task.step_reminder": "办理提醒",
+            "console.id_lookup": "按证件号码查找"}
 FIELD_ZH = {"name": "姓名", "id_type": "证件类型", "id_number": "证件号码", "phone": "手机号码", "sex": "性别",
             "birth_date": "出生日期", "household_division_code": "户籍地区划", "division_code": "区划代码",
             "address": "地址", "relation": "关系", "insured_place": "参保地", "insurance_types": "险种",
@@ -106,10 +112,22 @@ def _trace_url(settings: Settings) -> str | None:
     return template
 
 
+def _oidc_client(settings: Settings) -> OidcClient | None:
+    if not (settings.console_oidc_issuer and settings.console_oidc_client_id):
+        return None
+    try:
+        return OidcClient(settings.console_oidc_issuer, settings.console_oidc_client_id,
+                          settings.console_oidc_client_secret, f"{settings.base_url.rstrip('/')}/console/oidc/callback",
+                          settings.console_oidc_algorithms)
+    except ValueError as exc:
+        raise ConfigurationError(f"GATEWAY_CONSOLE_OIDC_*: {exc}") from exc
+
+
 def console_router(settings: Settings) -> APIRouter:
     operators = _operators(settings)
     signer = _session_signer(settings)
     trace_url = _trace_url(settings)
+    oidc = _oidc_client(settings)
     secure_cookie = settings.base_url.startswith("https://")
     templates = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                                    autoescape=jinja2.select_autoescape(["html"]), undefined=jinja2.StrictUndefined)
@@ -127,8 +145,13 @@ def console_router(settings: Settings) -> APIRouter:
 
     def signed_in(request: Request) -> tuple[Operator, Session] | None:
         session = signer.open(request.cookies.get(SESSION_COOKIE))
-        operator = operators.get(session.operator_id) if session else None
-        return (operator, session) if operator and session else None  # removed from the file: signed out
+        if session is None:
+            return None
+        if session.role is not None:  # signed in with the identity service, the role from a token claim
+            role = next((r for r in ROLES if r == session.role), None)
+            return (Operator(session.operator_id, session.name, "", role), session) if role and oidc else None
+        operator = operators.get(session.operator_id)
+        return (operator, session) if operator else None  # removed from the file: signed out
 
     def to_sign_in(request: Request) -> RedirectResponse:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -169,7 +192,8 @@ def console_router(settings: Settings) -> APIRouter:
     @router.get("/login")
     async def login_form(request: Request, next: str = "/console/") -> HTMLResponse:
         token = secrets.token_urlsafe(18)
-        response = page("login.html", who=None, next=_safe_next(next), login_token=token, failed=False)
+        response = page("login.html", who=None, next=_safe_next(next), login_token=token, failed=False,
+                        oidc=oidc is not None)
         response.set_cookie(LOGIN_COOKIE, token, max_age=600, path="/console/", httponly=True, samesite="strict",
                             secure=secure_cookie)
         return response
@@ -195,14 +219,68 @@ def console_router(settings: Settings) -> APIRouter:
                 await pipe.execute()
             log.info("console sign-in refused")
             return page("login.html", 401, who=None, next=_safe_next(form.get("next", "")),
-                        login_token=form.get("login_token", ""), failed=True)
+                        login_token=form.get("login_token", ""), failed=True, oidc=oidc is not None)
         await redis.delete(failures_key)
-        cookie, _ = signer.issue(operator.id)
         log.info("console sign-in", operator=operator.id, role=operator.role)
-        response = RedirectResponse(_safe_next(form.get("next", "")), status_code=303)
+        return with_session(RedirectResponse(_safe_next(form.get("next", "")), status_code=303), operator, False)
+
+    def with_session(response: Response, operator: Operator, role_from_token: bool) -> Response:
+        """`response` setting a new session of `operator` (its role signed in the cookie when it came from a token)."""
+        cookie, _ = (signer.issue(operator.id, role=operator.role, name=operator.name) if role_from_token
+                     else signer.issue(operator.id))
         response.set_cookie(SESSION_COOKIE, cookie, max_age=signer.ttl_s, path="/console/", httponly=True,
                             samesite="strict", secure=secure_cookie)
         response.delete_cookie(LOGIN_COOKIE, path="/console/")
+        return response
+
+    @router.get("/oidc/start")
+    async def oidc_start(next: str = "/console/") -> Response:
+        if oidc is None:
+            return Response(status_code=404)
+        flow = Flow.start(_safe_next(next))
+        try:
+            target = await oidc.authorization_url(flow)
+        except (httpx.HTTPError, ValueError, KeyError, SignInRefused) as exc:
+            log.warning("console OIDC discovery failed", error=str(exc))
+            return page("error.html", 502, who=None, title="暂时无法登录 Sign-in unavailable",
+                        message_zh="统一身份认证服务暂时不可用，请使用账号密码登录",
+                        message_en="the identity service cannot be reached: sign in with a password")
+        response = RedirectResponse(target, status_code=303)
+        # Lax, not Strict: the provider's redirect back is a cross-site navigation that must carry it.
+        response.set_cookie(FLOW_COOKIE, signer.sign(flow.data()), max_age=FLOW_TTL_S, path="/console/oidc/",
+                            httponly=True, samesite="lax", secure=secure_cookie)
+        return response
+
+    @router.get("/oidc/callback")
+    async def oidc_callback(request: Request, code: str = "", state: str = "", error: str = "") -> Response:
+        if oidc is None:
+            return Response(status_code=404)
+        flow = Flow.of(signer.verified(request.cookies.get(FLOW_COOKIE)))
+        try:
+            if flow is None:
+                raise SignInRefused("登录已超时或不是从本浏览器发起，请重新登录",
+                                    "no sign-in was started in this browser, or it expired: start again")
+            if not same_token(state, flow.state):
+                raise SignInRefused("登录状态不符，请重新登录", "the state does not match this browser's sign-in")
+            if error or not code:
+                raise SignInRefused("统一身份认证未完成登录",
+                                    f"the identity service answered {error[:80] or 'no code'}")
+            claims = await oidc.claims(code, flow)
+            operator, role_from_token = operator_of(claims, operators, settings.console_oidc_role_claim,
+                                                    settings.console_oidc_roles)
+        except SignInRefused as exc:
+            log.info("console OIDC sign-in refused", reason=exc.message_en)
+            response: Response = refused(Forbidden(exc.message_zh, exc.message_en), None)
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            log.warning("console OIDC sign-in failed", error=str(exc))
+            response = page("error.html", 502, who=None, title="暂时无法登录 Sign-in unavailable",
+                            message_zh="统一身份认证服务暂时不可用",
+                            message_en="the identity service cannot be reached")
+        else:
+            log.info("console sign-in", operator=operator.id, role=operator.role, via="oidc")
+            # A page, not a redirect: the Strict session cookie is not sent on a navigation begun at another site.
+            response = with_session(page("signed_in.html", who=None, next=flow.next), operator, role_from_token)
+        response.delete_cookie(FLOW_COOKIE, path="/console/oidc/")
         return response
 
     @router.post("/logout")
@@ -235,6 +313,23 @@ def console_router(settings: Settings) -> APIRouter:
                              "failed_at": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(failed_at))})
         return page("home.html", who=who, not_found=not_found, case_id=case_id, app_id=app_id, key=key,
                     dead=dead, callers=sorted(services.callers))
+
+    @router.post("/lookup")
+    async def lookup(request: Request) -> Response:
+        """Cases by a person's ID number: a POST, so the number is in no URL, history or access log."""
+        who = signed_in(request)
+        form = await form_of(request)
+        if who is None or not same_token(form.get("csrf"), who[1].csrf):
+            return refused(Forbidden("表单令牌无效，请刷新页面后重试", "the form's CSRF token is missing or wrong"),
+                           who)
+        try:
+            id_number = normalised_id_number(form.get("id_number", "")[:64])
+        except IdNumberError as exc:
+            return page("lookup.html", 422, who=who, problem=exc, listed=[], region_of={})
+        listed = await cases_of_id_number(services_of(request), who[0].id, id_number)
+        registry = services_of(request).profiles
+        region_of = {code: registry.get(code).name_zh for code in registry.codes()}
+        return page("lookup.html", who=who, problem=None, listed=listed, region_of=region_of)
 
     async def case_page(request: Request, who: tuple[Operator, Session], case_id: str, *, revealed: bool = False,
                         notice: str = "", status: int = 200, template: str = "case.html") -> HTMLResponse:

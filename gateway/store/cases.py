@@ -18,6 +18,7 @@ from typing import Any
 
 from gateway.domain.status import TaskStatus, sources_of
 from gateway.observability.tracing import current_trace_id, current_traceparent, tracing_enabled
+from gateway.security.applicant_index import ApplicantIndex
 from gateway.security.audit import AuditSigner
 from gateway.security.pii import PiiCipher, is_sealed
 from gateway.store import keys, scripts
@@ -177,6 +178,7 @@ class CaseStore:
         self.cipher = cipher.for_purpose("pii")
         self.events = cipher.for_purpose("events")
         self.audit = audit
+        self.applicant_index = ApplicantIndex(audit.key)
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
         self._create = redis.register_script(scripts.CREATE_CASE)
@@ -223,14 +225,18 @@ class CaseStore:
         assertion_keys, assertion_ttl = [], 0
         if spent_assertion:
             assertion_keys, assertion_ttl = [spent_assertion[0]], max(1, spent_assertion[1])
+        # The console's look-up by ID number: the case under the number's MAC, written with the case.
+        id_number = str((case_fields.get("applicant") or {}).get("id_number") or "")
+        index_keys = [keys.applicant_cases(self.applicant_index.mac(id_number))] if id_number else []
         # WAIT counts the replicas holding this connection's writes: the script and WAIT share one connection.
         async with self.redis.pipeline(transaction=False) as pipe:
             await self._create(
                 keys=[keys.idempotency(caller, idempotency_key), keys.case(case_id), keys.OUTBOX_STREAM,
-                      keys.TASK_STREAM, keys.OPEN_CASES, keys.audit(case_id), *assertion_keys, *task_keys],
+                      keys.TASK_STREAM, keys.OPEN_CASES, keys.audit(case_id), *assertion_keys, *task_keys,
+                      *index_keys],
                 args=[request_hash, case_id, ttl_s, json.dumps({k: _encode(v) for k, v in sealed.items()}),
                       deadline_ts, json.dumps(task_payload), json.dumps(first_messages), assertion_ttl,
-                      1, "", sealed_event, entry, mac],
+                      1, "", sealed_event, entry, mac, time.time() if index_keys else ""],
                 client=pipe,
             )
             if self.wait_replicas:

@@ -48,6 +48,12 @@ def caller_open_cases(app_id: str) -> str:
     return f"{PREFIX}:caller-open:{app_id}"  # sorted set: a caller's open case ids, scored by when they opened
 
 
+def applicant_cases(id_mac: str) -> str:
+    """Sorted set: the case ids one applicant's ID number opened, scored by creation time (unix seconds); keyed by
+    the number's HMAC (gateway/security/applicant_index.py). No expiry: case data does not expire either."""
+    return f"{PREFIX}:applicant-cases:{id_mac}"
+
+
 def request_index(request_id: str) -> str:
     return f"{PREFIX}:reqid:{request_id}"
 

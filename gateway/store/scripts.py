@@ -25,10 +25,11 @@ def _chained(script: str, case_k: int, audit_k: int, outbox_k: int, chain_a: int
 
 
 # KEYS: idempotency, case, outbox stream, task stream, open-cases zset, audit list, [assertion jti when ARGV[8] > 0],
-#       then per task: task key, request-id index key.
+#       then per task: task key, request-id index key, and last the applicant index key when ARGV[14] is not ''.
 # ARGV: request hash, case id, idempotency ttl, case fields JSON, deadline score, tasks JSON [{fields}],
 #       first messages JSON [{matter, kind, traceparent?}], assertion jti ttl (0: no assertion), then the chain
-#       arguments of the created event (seq 1 on an empty head: a new case id has no chain to race with).
+#       arguments of the created event (seq 1 on an empty head: a new case id has no chain to race with), then the
+#       creation time scoring the case in the applicant index ('' for no index entry).
 # Returns {"created", case_id}, {"exists", stored value} or {"replayed", ""} (the assertion was used before).
 # The idempotency key is looked at first, so a retry of the same request answers its case even though its
 # assertion is spent; the jti is consumed in the same step that creates the case, so it is used exactly once.
@@ -60,6 +61,7 @@ for _, m in ipairs(cjson.decode(ARGV[7])) do
   end
 end
 redis.call('ZADD', KEYS[5], tonumber(ARGV[5]), ARGV[2])
+if ARGV[14] ~= '' then redis.call('ZADD', KEYS[#KEYS], tonumber(ARGV[14]), ARGV[2]) end
 local chain_seq = tonumber(ARGV[chain_a])
 --CHAIN_APPEND--
 return {'created', ARGV[2]}

@@ -207,3 +207,26 @@ def test_the_one_form_submits_three_matters_through_the_api_and_the_case_page_fo
     timeline = page.get_by_test_id("timeline").inner_text()
     assert "caller:demo-platform" in timeline
     page.screenshot(path=str(SCREENSHOTS / "case-from-form.png"), full_page=True)
+def test_an_operator_signs_in_with_the_identity_service(browser, redis_url, tmp_path):
+    """The OIDC flow as a browser runs it: the console's button, the provider's redirect back, the session page."""
+    import httpx
+
+    from mocks.oidc.app import create_app
+    from mocks.serving import start_in_thread
+
+    provider = start_in_thread(create_app())
+    gateway = start_console_gateway(tmp_path, redis_url, console_oidc_issuer=provider.url,
+                                    console_oidc_client_id="flex-gateway-console",
+                                    console_oidc_client_secret="mock-console-secret", console_oidc_role_claim="roles")
+    try:
+        httpx.post(provider.url + "/_mock/user", json={"sub": "u-7007", "name": "农统一",
+                                                       "claims": {"roles": ["operator"]}}).raise_for_status()
+        page = browser.new_context(base_url=gateway.base_url, locale="zh-CN").new_page()
+        page.goto("/console/health")
+        page.get_by_test_id("oidc-sign-in").click()
+        page.wait_for_url("**/console/health")
+        assert "农统一 · 值班员 operator" in page.get_by_test_id("who").inner_text()
+        page.close()
+    finally:
+        gateway.stop()
+        provider.stop()
