@@ -48,6 +48,8 @@ def production_secrets(settings: Settings, adapters: Iterable[str],
     if settings.console_enabled:  # a forged session cookie would be an operator's
         found.append(("GATEWAY_CONSOLE_SESSION_KEY",
                       _base64_key("GATEWAY_CONSOLE_SESSION_KEY", settings.console_session_key)))
+        if settings.console_oidc_client_secret is not None:  # a public client (PKCE only) has none
+            found.append(("GATEWAY_CONSOLE_OIDC_CLIENT_SECRET", settings.console_oidc_client_secret.encode() or None))
     return found
 
 

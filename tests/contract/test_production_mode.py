@@ -93,8 +93,11 @@ def settings_from(env: dict[str, str]) -> Settings:
     ({"GATEWAY_CONSOLE": "true"}, "GATEWAY_CONSOLE_SESSION_KEY is not set"),
     ({"GATEWAY_CONSOLE": "true", "GATEWAY_CONSOLE_SESSION_KEY": base64.b64encode(b"c" * 16).decode()},
      "GATEWAY_CONSOLE_SESSION_KEY is shorter than 32 bytes"),
+    ({"GATEWAY_CONSOLE": "true", "GATEWAY_CONSOLE_SESSION_KEY": base64.b64encode(b"c" * 32).decode(),
+      "GATEWAY_CONSOLE_OIDC_CLIENT_SECRET": "secret"}, "GATEWAY_CONSOLE_OIDC_CLIENT_SECRET is a default value"),
 ], ids=["shared-dev-default", "mock-default", "short-caller", "short-pii-key", "unset-link", "unset-audit-key",
-        "short-key-in-ring", "unset-callback", "unset-console-key", "short-console-key"])
+        "short-key-in-ring", "unset-callback", "unset-console-key", "short-console-key",
+        "default-oidc-client-secret"])
 async def test_every_secret_is_checked_before_anything_starts(tmp_path, change, message):
     settings = settings_from(production_env(tmp_path, **change))
     with pytest.raises(ConfigurationError, match=re.escape(message)):
