@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     mock_host: str = "127.0.0.1"  # `gateway mocks` in a container for staging: 0.0.0.0
     api_port: int = 8080
+    # API processes sharing api_port (SO_REUSEPORT), each with its own event loop and Redis pool (docs/operations.md).
+    api_processes: int = Field(default=1, ge=1)
     # Prometheus' /metrics on its own port (api_host): then not on the public API port. Workers: `--metrics-port`.
     metrics_port: int | None = None
     # /docs, /redoc and /openapi.json on the API: GATEWAY_API_DOCS decides; unset, on except in production.

@@ -18,29 +18,10 @@ from gateway.client import GatewayClient, mint_demo_assertion
 from mocks.serving import free_port
 from tests.support.forms import valid_section
 from tests.support.harness import applicant
+from tests.support.processes import alive, children_of
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 REPO = Path(__file__).resolve().parents[2]
-
-
-def children_of(pid: int) -> set[int]:
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_gateway_up_takes_a_case_to_its_certificate_and_stops_cleanly(tmp_path):
