@@ -36,7 +36,8 @@ def http_server(asgi: Any, host: str, port: int, settings: Settings, **tls: Any)
     """h11, so the request head is bounded (httptools has no such limit); connections beyond the limit get 503."""
     return Server(uvicorn.Config(asgi, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5,
                                  http="h11", h11_max_incomplete_event_size=settings.api_max_header_bytes,
-                                 limit_concurrency=settings.api_limit_concurrency, **tls))
+                                 limit_concurrency=settings.api_limit_concurrency,
+                                 timeout_keep_alive=settings.api_keep_alive_s, **tls))
 
 
 def api_tls(settings: Settings) -> dict[str, Any]:

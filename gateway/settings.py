@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     max_json_list_items: int = 1000
     # uvicorn: connections served at once (beyond: 503), and the largest request head (headers) it buffers.
     api_limit_concurrency: int = 1000
+    # An idle keep-alive connection is closed after this long: longer than the idle timeout of what sits in front
+    # (nginx 75 s, most load balancers 60 s), so the server never closes a connection its client is just reusing.
+    # uvicorn's 5 s lost that race under load: an overloaded loop fired the close before reading the next request.
+    api_keep_alive_s: int = 75
     api_max_header_bytes: int = 16 * 1024
 
     idempotency_ttl_s: int = 7 * 24 * 3600
