@@ -146,7 +146,9 @@ def _serve_in_processes(supervisor: Supervisor, settings: Settings, url: str, en
     except OSError as exc:
         typer.echo(f"gateway cannot serve on {settings.api_host}:{settings.api_port}: {exc}", err=True)
         raise typer.Exit(1) from exc
-    env = {**env, "GATEWAY_REDIS_URL": url}
+    # Every child on the same Redis; the workers also need the API's address for the links they send.
+    env = {**env, "GATEWAY_REDIS_URL": url, "GATEWAY_API_HOST": settings.api_host,
+           "GATEWAY_API_PORT": str(settings.api_port)}
     gateway = [sys.executable, "-m", "gateway"]
     for number in range(1, settings.api_processes + 1):
         supervisor.start(f"api-{number}", [*gateway, "api", "--port", str(settings.api_port),
