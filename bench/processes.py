@@ -34,6 +34,7 @@ from gateway.security.applicant_identity import write_demo_identity
 from gateway.security.callers import write_demo_callers
 from mocks.serving import free_port
 from tests.support.harness import applicant
+from tests.support.processes import children_of
 
 MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
                    "scheme": "combined_accounts"}
@@ -129,14 +130,23 @@ def wait_ready(port: int, process: subprocess.Popen[bytes], log: Path, timeout_s
         time.sleep(0.3)
 
 
+def cpu_seconds(pids: set[int]) -> float:
+    """User + system CPU time these processes have used so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def started(command: list[str], env: dict[str, str], folder: Path, port: int) -> Iterator[Path]:
+def started(command: list[str], env: dict[str, str], folder: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
     log = folder / "gateway.log"
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_ready(port, process, log)
-        yield log
+        yield process
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -156,9 +166,10 @@ def healthz_under_worker_load(tree: Path, cases: int, seconds: float) -> dict[st
     with tempfile.TemporaryDirectory(prefix="bench-processes-") as tmp:
         folder = Path(tmp)
         env = clean_env(GATEWAY_VAR_DIR=str(folder / "var"), PYTHONPATH=str(tree))
-        with started([sys.executable, "-m", "gateway", "up", "--port", str(port)], env, folder, port) as log:
-            found = re.search(r"demo caller: app_id=(\S+) secret=(\S+)", log.read_text())
-            assert found, log.read_text()
+        with started([sys.executable, "-m", "gateway", "up", "--port", str(port)], env, folder, port):
+            printed = (folder / "gateway.log").read_text()
+            found = re.search(r"demo caller: app_id=(\S+) secret=(\S+)", printed)
+            assert found, printed
             key = folder / "var" / "identity" / "demo-idp-key.pem"
             requests = signed_submits(cases, (found.group(1), found.group(2)), key)
             idle = asyncio.run(probe_latency(port, 3))
@@ -181,13 +192,18 @@ def submits_per_process_count(processes: int, redis_url: str, count: int, in_fli
                         GATEWAY_CALLERS_FILE=str(callers), GATEWAY_IDENTITY_JWKS_FILE=str(jwks),
                         GATEWAY_IDENTITY_ISSUER="demo-idp", GATEWAY_LOG_LEVEL="WARNING", PYTHONPATH=str(REPO_ROOT))
         command = [sys.executable, "-m", "gateway", "api", "--port", str(port), "--processes", str(processes)]
-        with started(command, env, folder, port):
+        with started(command, env, folder, port) as supervisor:
             warmup = signed_submits(min(200, count), (caller.app_id, caller.secret), key, offset=count)
             asyncio.run(closed_loop(port, warmup, in_flight))
-            result = asyncio.run(closed_loop(port, signed_submits(count, (caller.app_id, caller.secret), key),
-                                             in_flight))
+            requests = signed_submits(count, (caller.app_id, caller.secret), key)
+            api = children_of(supervisor.pid) if processes > 1 else {supervisor.pid}
+            cpu_before, client_before = cpu_seconds(api), time.process_time()
+            result = asyncio.run(closed_loop(port, requests, in_flight))
+            cpu_ms_per_submit = (cpu_seconds(api) - cpu_before) * 1e3 / count
+            client_ms_per_submit = (time.process_time() - client_before) * 1e3 / count
     flush(redis_url)
-    return {"processes": processes, **result}
+    return {"processes": processes, **result, "api_cpu_ms_per_submit": round(cpu_ms_per_submit, 2),
+            "client_cpu_ms_per_submit": round(client_ms_per_submit, 2), "loadavg_1m": os.getloadavg()[0]}
 
 
 def main() -> None:
@@ -198,6 +214,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15, help="/healthz probing while the worker is busy")
     parser.add_argument("--submits", type=int, default=3000, help="submits per process count")
     parser.add_argument("--in-flight", type=int, default=64)
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2], help="API process counts to compare")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="flushed! (submits part)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
@@ -216,12 +233,13 @@ def main() -> None:
                   f"({busy['n']} probes; {row['submit']['statuses']} submitted)", flush=True)
     if "submits" in parts:
         results["submits"] = []
-        for processes in (1, 2):
+        for processes in args.processes:
             row = submits_per_process_count(processes, args.redis_url, args.submits, args.in_flight)
             results["submits"].append(row)
             print(f"gateway api --processes {processes}: {row['submits_per_s']} submits/s at {args.in_flight} in "
-                  f"flight ({row['statuses']}, errors {row['errors']})", flush=True)
-    print(f"written to {write_results('processes', results)}")
+                  f"flight, CPU per submit {row['api_cpu_ms_per_submit']} ms API, {row['client_cpu_ms_per_submit']} ms "
+                  f"client; load {row['loadavg_1m']:.1f} ({row['statuses']}, errors {row['errors']})", flush=True)
+    write_results("processes", results)
 
 
 if __name__ == "__main__":
