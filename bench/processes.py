@@ -140,10 +140,13 @@ def cpu_seconds(pids: set[int]) -> float:
 
 
 @contextmanager
-def started(command: list[str], env: dict[str, str], folder: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def started(command: list[str], env: dict[str, str], folder: Path, port: int,
+            tree: Path = REPO_ROOT) -> Iterator[subprocess.Popen[bytes]]:
+    """The command run from `tree` (`python -m` puts the working folder first on the path)."""
     log = folder / "gateway.log"
     with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, cwd=tree, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
     try:
         wait_ready(port, process, log)
         yield process
@@ -166,7 +169,7 @@ def healthz_under_worker_load(tree: Path, cases: int, seconds: float) -> dict[st
     with tempfile.TemporaryDirectory(prefix="bench-processes-") as tmp:
         folder = Path(tmp)
         env = clean_env(GATEWAY_VAR_DIR=str(folder / "var"), PYTHONPATH=str(tree))
-        with started([sys.executable, "-m", "gateway", "up", "--port", str(port)], env, folder, port):
+        with started([sys.executable, "-m", "gateway", "up", "--port", str(port)], env, folder, port, tree):
             printed = (folder / "gateway.log").read_text()
             found = re.search(r"demo caller: app_id=(\S+) secret=(\S+)", printed)
             assert found, printed

@@ -134,7 +134,9 @@ class Supervisor:
 
     def __init__(self, var_dir: Path, grace_s: float = 30) -> None:
         self.metrics_dir = var_dir / "metrics" / str(os.getpid())
-        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        for folder in [*self.metrics_dir.parent.glob("*"), self.metrics_dir]:  # left by a supervisor killed -9
+            if folder == self.metrics_dir or not Path("/proc", folder.name).exists():
+                shutil.rmtree(folder, ignore_errors=True)
         self.metrics_dir.mkdir(parents=True, mode=0o700)
         self.grace_s = grace_s
         self.children: dict[str, subprocess.Popen[bytes]] = {}
