@@ -64,8 +64,11 @@ def test_gateway_up_takes_a_case_to_its_certificate_and_stops_cleanly(tmp_path):
             assert time.monotonic() < deadline, json.dumps(case, ensure_ascii=False)[:1500]
             time.sleep(0.5)
         assert {t["status"] for t in case["tasks"]} == {"completed"} and case["status"] == "completed"
+        # The worker is a process of its own; the API's /metrics still counts its department calls.
+        metrics = httpx.get(base + "/metrics").text
+        assert re.search(r'gateway_department_calls_total\{adapter="hrss",[^}]*outcome="ok"\} [1-9]', metrics), metrics
         children = children_of(up.pid)
-        assert len(children) >= 2  # the embedded Redis and the mock departments at least
+        assert len(children) >= 4  # the embedded Redis, the mock departments, the API and the worker
     finally:
         up.send_signal(signal.SIGTERM)  # to `gateway up` alone: it must stop its children itself
         returncode = up.wait(60)
