@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     mock_host: str = "127.0.0.1"  # `gateway mocks` in a container for staging: 0.0.0.0
     api_port: int = 8080
+    # API processes sharing api_port (SO_REUSEPORT), each with its own event loop and Redis pool (docs/operations.md).
+    api_processes: int = Field(default=1, ge=1)
     # Prometheus' /metrics on its own port (api_host): then not on the public API port. Workers: `--metrics-port`.
     metrics_port: int | None = None
     # /docs, /redoc and /openapi.json on the API: GATEWAY_API_DOCS decides; unset, on except in production.
@@ -96,6 +98,10 @@ class Settings(BaseSettings):
     max_json_list_items: int = 1000
     # uvicorn: connections served at once (beyond: 503), and the largest request head (headers) it buffers.
     api_limit_concurrency: int = 1000
+    # An idle keep-alive connection is closed after this long: longer than the idle timeout of what sits in front
+    # (nginx 75 s, most load balancers 60 s), so the server never closes a connection its client is just reusing.
+    # uvicorn's 5 s lost that race under load: an overloaded loop fired the close before reading the next request.
+    api_keep_alive_s: int = 75
     api_max_header_bytes: int = 16 * 1024
 
     idempotency_ttl_s: int = 7 * 24 * 3600

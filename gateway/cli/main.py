@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 import typer
 
-from gateway.runtime import run_gateway
+from gateway.runtime import Supervisor, ensure_port_free, run_gateway
 from gateway.settings import Settings
 from gateway.store.connection import StrRedis, redacted
 
@@ -114,15 +114,53 @@ def _with_connection(work: Callable[[Settings, StrRedis], Awaitable[T]]) -> T:
 
 @app.command()
 def api(port: int = typer.Option(None, help="API port (GATEWAY_API_PORT)"),
-        host: str = typer.Option(None, help="API host (GATEWAY_API_HOST)")) -> None:
+        host: str = typer.Option(None, help="API host (GATEWAY_API_HOST)"),
+        processes: int = typer.Option(None, "--processes", min=1,
+                                      help="API processes sharing the port (GATEWAY_API_PROCESSES)"),
+        reuse_port: bool = typer.Option(False, "--reuse-port", hidden=True,
+                                        help="one of the processes `--processes N` starts")) -> None:
     """The API alone (production runs several). Refuses to start without callers and a JWKS."""
-    settings = _settings(api_port=port, api_host=host)
+    settings = _settings(api_port=port, api_host=host, api_processes=processes)
     if not settings.callers_file or not settings.identity_jwks_file or not settings.identity_issuer:
         typer.echo("gateway api needs GATEWAY_CALLERS_FILE, GATEWAY_IDENTITY_JWKS_FILE and GATEWAY_IDENTITY_ISSUER",
                    err=True)
         raise typer.Exit(2)
     with _redis(settings) as url:
-        _run(run_gateway(settings, url, api=True, worker=False, consumer=f"api-{os.getpid()}"))
+        if reuse_port or settings.api_processes == 1:
+            _run(run_gateway(settings, url, api=True, worker=False, consumer=f"api-{os.getpid()}",
+                             reuse_port=reuse_port))
+            return
+        supervisor = Supervisor(settings.var_dir)
+        try:
+            _serve_in_processes(supervisor, settings, url, dict(os.environ), workers=0)
+        finally:
+            supervisor.stop()
+
+
+def _serve_in_processes(supervisor: Supervisor, settings: Settings, url: str, env: dict[str, str],
+                        workers: int) -> None:
+    """`settings.api_processes` API processes on the API port and `workers` worker processes (each with its outbox
+    dispatcher), all on the Redis at `url`, until a stop signal or one of them ends (then exit 1)."""
+    try:
+        ensure_port_free(settings.api_host, settings.api_port)
+    except OSError as exc:
+        typer.echo(f"gateway cannot serve on {settings.api_host}:{settings.api_port}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    # Every child on the same Redis; the workers also need the API's address for the links they send.
+    env = {**env, "GATEWAY_REDIS_URL": url, "GATEWAY_API_HOST": settings.api_host,
+           "GATEWAY_API_PORT": str(settings.api_port)}
+    gateway = [sys.executable, "-m", "gateway"]
+    for number in range(1, settings.api_processes + 1):
+        supervisor.start(f"api-{number}", [*gateway, "api", "--port", str(settings.api_port),
+                                           "--host", settings.api_host, "--reuse-port"], env)
+    # Its metrics reach /metrics through the shared folder; the metrics port, if any, is the APIs'.
+    worker_env = {k: v for k, v in env.items() if k != "GATEWAY_METRICS_PORT"}
+    for number in range(1, workers + 1):
+        supervisor.start(f"worker-{number}", [*gateway, "worker"], worker_env)
+    ended = supervisor.wait()
+    if ended is not None:
+        typer.echo(f"{ended} exited with {supervisor.children[ended].returncode}: stopping the gateway", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -156,8 +194,12 @@ def mocks(only: list[str] = typer.Option(None, "--only", help="serve just these 
 
 
 @app.command()
-def up(port: int = typer.Option(8080, help="API port")) -> None:
-    """API, worker, embedded Redis and the mock departments together: a gateway ready to take a case."""
+def up(port: int = typer.Option(8080, help="API port"),
+       processes: int = typer.Option(1, "--processes", min=1, help="API processes sharing the port"),
+       workers: int = typer.Option(1, "--workers", min=1, help="worker processes (each with its outbox dispatcher)"),
+       ) -> None:
+    """API, worker, embedded Redis and the mock departments together: a gateway ready to take a case. Each part is
+    its own process, so a busy worker never holds up the API's event loop."""
     from gateway.security.applicant_identity import write_demo_identity
     from gateway.security.callers import write_demo_callers
     from gateway.security.secrets import private_folder, stored_secret
@@ -165,7 +207,7 @@ def up(port: int = typer.Option(8080, help="API port")) -> None:
 
     settings = _settings(api_port=port)
     var = private_folder(settings.var_dir)  # cases (embedded Redis), secrets, the demo caller: the owner's alone
-    children: list[subprocess.Popen[bytes]] = []
+    supervisor = Supervisor(var)
     # Children stop before the embedded Redis they use.
     with _redis(settings) as url:
         try:
@@ -196,25 +238,19 @@ def up(port: int = typer.Option(8080, help="API port")) -> None:
             if not settings.sms_url:
                 env["GATEWAY_SMS_URL"] = f"http://127.0.0.1:{ports['sms']}"
             child_env = {**os.environ, **env, "MOCK_APPLICANT_DELAY_S": os.environ.get("MOCK_APPLICANT_DELAY_S", "2")}
-            children.append(subprocess.Popen([sys.executable, "-m", "gateway", "mocks"], env=child_env))
-            _wait_for_ports(list(ports.values()), children[-1])
+            mocks = supervisor.start("mocks", [sys.executable, "-m", "gateway", "mocks"], child_env)
+            _wait_for_ports(list(ports.values()), mocks)
             # Applicant steps in compressed time too: a step left undone is reminded within 20 s, ends in 2 minutes.
             for name, value in (("GATEWAY_STEP_REMINDERS_S", "[15, 60]"), ("GATEWAY_STEP_EXPIRY_S", "120")):
                 env[name] = os.environ.get(name, value)
             os.environ.update(env)
-            settings = _settings(api_port=port)
+            settings = _settings(api_port=port, api_processes=processes)
             scheme = "https" if settings.tls_cert_file else "http"
             typer.echo(f"gateway up: API {scheme}://127.0.0.1:{port}  Redis {redacted(url)}  (Ctrl-C stops everything)")
-            _run(run_gateway(settings, url, api=True, worker=True, consumer=f"up-{os.getpid()}"))
+            typer.echo(f"processes: {processes} API, {workers} worker, mocks, Redis")
+            _serve_in_processes(supervisor, settings, url, dict(os.environ), workers=workers)
         finally:
-            for child in children:
-                if child.poll() is None:
-                    child.terminate()
-            for child in children:
-                try:
-                    child.wait(10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            supervisor.stop()
             typer.echo("gateway stopped")
 
 

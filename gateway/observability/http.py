@@ -4,13 +4,14 @@ metrics port's own small app."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 
 import structlog
 from fastapi import FastAPI, Request, Response
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from gateway.observability.metrics import API_DURATION, API_REQUESTS, WORKER_HEARTBEAT, observe_duration
@@ -46,9 +47,16 @@ async def observe_request(request: Request, call_next: Callable[[Request], Await
 
 
 def metrics_response(accept: str | None) -> Response:
-    """The registry in the format the scraper asks for: OpenMetrics (with exemplars) or the classic text format."""
+    """The registry in the format the scraper asks for: OpenMetrics (with exemplars) or the classic text format.
+    Under a supervisor (PROMETHEUS_MULTIPROC_DIR set), every child process's metrics added up, without exemplars."""
     encoder, content_type = choose_encoder(accept or "")
-    return Response(encoder(REGISTRY), media_type=content_type)
+    registry = REGISTRY
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+    return Response(encoder(registry), media_type=content_type)
 
 
 def metrics_server(heartbeat_within_s: float | None) -> FastAPI:

@@ -4,6 +4,11 @@ small set: routes (templates), adapters, operations, outcomes, unified statuses,
 
 The latency histograms carry the trace id as an exemplar when the observation happened inside a trace (exposed in
 the OpenMetrics format, which Prometheus asks for when exemplar storage is on).
+
+Under a supervisor (`gateway up`, `gateway api --processes N`) the child processes write to a shared
+PROMETHEUS_MULTIPROC_DIR and `/metrics` adds them up: counters and histograms are summed; each gauge says how
+(`multiprocess_mode`): the worker's readings of Redis keep the most recent, a breaker is open if open in any process,
+the heartbeat is the newest. Exemplars are not kept in that mode.
 """
 
 from __future__ import annotations
@@ -39,22 +44,30 @@ LINKS_REFUSED = Counter("gateway_department_links_refused_total",
 OUTBOX = Counter("gateway_outbox_deliveries_total", "Outbox deliveries", ["channel", "result"])
 OUTBOX_EVENTS_PARKED = Counter("gateway_outbox_events_parked_total",
                                "Outbox events parked for ops (refused too often, or unreadable)", ["reason"])
-BREAKER_OPEN = Gauge("gateway_breaker_open", "1 while a department's circuit breaker is open", ["adapter"])
+BREAKER_OPEN = Gauge("gateway_breaker_open", "1 while a department's circuit breaker is open", ["adapter"],
+                     multiprocess_mode="max")
 BREAKER_DEFERRED = Counter("gateway_breaker_deferred_total", "Tasks deferred while a breaker was open", ["adapter"])
 APPLICANT_STEPS = Counter("gateway_applicant_step_timers_total", "Applicant H5 steps reminded or expired",
                           ["adapter", "outcome"])
 CALENDAR_FALLBACK = Counter("gateway_calendar_fallback_total",
                             "Deadlines computed with the Mon-Fri fallback for a year without holiday data", ["year"])
-OVERDUE_CASES = Gauge("gateway_overdue_cases", "Open cases past their promised deadline")
-QUEUE_PENDING = Gauge("gateway_task_stream_pending", "Task messages read but not yet acknowledged")
-DEAD_LETTER_TASKS = Gauge("gateway_dead_letter_tasks", "Tasks waiting in the dead-letter set for ops")
-DELAYED_SIZE = Gauge("gateway_delayed_messages", "Task messages waiting for their time (back-off, breaker, polls)")
-OUTBOX_BACKLOG = Gauge("gateway_outbox_pending", "Events read by a dispatcher but not yet delivered")
-OUTBOX_PARKED = Gauge("gateway_outbox_parked", "Events parked after repeated refusals (gateway outbox replay)")
+OVERDUE_CASES = Gauge("gateway_overdue_cases", "Open cases past their promised deadline",
+                      multiprocess_mode="mostrecent")
+QUEUE_PENDING = Gauge("gateway_task_stream_pending", "Task messages read but not yet acknowledged",
+                      multiprocess_mode="mostrecent")
+DEAD_LETTER_TASKS = Gauge("gateway_dead_letter_tasks", "Tasks waiting in the dead-letter set for ops",
+                          multiprocess_mode="mostrecent")
+DELAYED_SIZE = Gauge("gateway_delayed_messages", "Task messages waiting for their time (back-off, breaker, polls)",
+                     multiprocess_mode="mostrecent")
+OUTBOX_BACKLOG = Gauge("gateway_outbox_pending", "Events read by a dispatcher but not yet delivered",
+                       multiprocess_mode="mostrecent")
+OUTBOX_PARKED = Gauge("gateway_outbox_parked", "Events parked after repeated refusals (gateway outbox replay)",
+                      multiprocess_mode="mostrecent")
 # Set by a worker's consumer loop on each round of housekeeping: when the loop is stuck, the process (and its metrics
 # server) may still answer, but this time stops moving.
 WORKER_HEARTBEAT = Gauge("gateway_worker_heartbeat_timestamp_seconds",
-                         "When this worker's consumer loop last did its housekeeping (unix time)")
+                         "When this worker's consumer loop last did its housekeeping (unix time)",
+                         multiprocess_mode="max")
 
 
 def observe_duration(histogram: Histogram, seconds: float) -> None:

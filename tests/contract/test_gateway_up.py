@@ -18,29 +18,10 @@ from gateway.client import GatewayClient, mint_demo_assertion
 from mocks.serving import free_port
 from tests.support.forms import valid_section
 from tests.support.harness import applicant
+from tests.support.processes import alive, children_of
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 REPO = Path(__file__).resolve().parents[2]
-
-
-def children_of(pid: int) -> set[int]:
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_gateway_up_takes_a_case_to_its_certificate_and_stops_cleanly(tmp_path):
@@ -83,8 +64,11 @@ def test_gateway_up_takes_a_case_to_its_certificate_and_stops_cleanly(tmp_path):
             assert time.monotonic() < deadline, json.dumps(case, ensure_ascii=False)[:1500]
             time.sleep(0.5)
         assert {t["status"] for t in case["tasks"]} == {"completed"} and case["status"] == "completed"
+        # The worker is a process of its own; the API's /metrics still counts its department calls.
+        metrics = httpx.get(base + "/metrics").text
+        assert re.search(r'gateway_department_calls_total\{adapter="hrss",[^}]*outcome="ok"\} [1-9]', metrics), metrics
         children = children_of(up.pid)
-        assert len(children) >= 2  # the embedded Redis and the mock departments at least
+        assert len(children) >= 4  # the embedded Redis, the mock departments, the API and the worker
     finally:
         up.send_signal(signal.SIGTERM)  # to `gateway up` alone: it must stop its children itself
         returncode = up.wait(60)

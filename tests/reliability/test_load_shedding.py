@@ -1,16 +1,29 @@
 """Overload sheds cleanly: with a Redis pool far smaller than the requests in flight, submits wait for a connection
 and, past GATEWAY_REDIS_POOL_TIMEOUT_S, are answered 503 service.busy with Retry-After; never a 500, never a reset,
-and /healthz keeps answering throughout."""
+and /healthz keeps answering throughout. And the real `gateway up`, its worker busy with what it accepted, takes 256
+concurrent submits without collapsing."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from gateway.client import AsyncGatewayClient
+from gateway.client import AsyncGatewayClient, mint_demo_assertion
+from mocks.serving import free_port
 from tests.support.harness import PLATFORM, applicant, start_gateway
+
+GATEWAY = str(Path(sys.executable).parent / "gateway")
+REPO = Path(__file__).resolve().parents[2]
 
 MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
                    "scheme": "combined_accounts"}
@@ -18,26 +31,32 @@ IN_FLIGHT = 64
 
 
 def medical_case(index: int) -> dict[str, Any]:
-    person = applicant(sequence=(index % 100) * 10 + index % 7)  # ordinary applicants: last digit 0-6
+    person = applicant(sequence=(index // 7) * 10 + index % 7)  # ordinary applicants (last digit 0-6), each once
     return {"profile": "guangxi", "channel": "online", "applicant": person, "delivery": "online",
             "matters": ["employee_medical_enrolment"], "sections": {"employee_medical_enrolment": MEDICAL_SECTION}}
 
 
-async def burst(gw: Any) -> tuple[list[httpx.Response | BaseException], list[int]]:
-    """IN_FLIGHT signed submits at once on their own connections, and /healthz polled beside them until they end."""
-    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
-    client = AsyncGatewayClient(gw.base_url, *PLATFORM, timeout=60, transport=httpx.AsyncHTTPTransport(limits=limits))
-    cases = [medical_case(i) for i in range(IN_FLIGHT)]
-    assertions = [gw.identity.assertion(c["applicant"]["id_number"], c["applicant"]["name"]) for c in cases]
-    health: list[int] = []
+Answers = list[httpx.Response | BaseException]
+
+
+async def burst(base_url: str, caller: tuple[str, str], assertion: Callable[[str, str], str], in_flight: int,
+                probes: tuple[str, ...] = ("/healthz",)) -> tuple[Answers, dict[str, list[int]]]:
+    """`in_flight` signed submits at once on their own connections, and the probes polled beside them until they end
+    (a probe that fails to answer fails the test)."""
+    limits = httpx.Limits(max_connections=in_flight, max_keepalive_connections=in_flight)
+    client = AsyncGatewayClient(base_url, *caller, timeout=60, transport=httpx.AsyncHTTPTransport(limits=limits))
+    cases = [medical_case(i) for i in range(in_flight)]
+    assertions = [assertion(c["applicant"]["id_number"], c["applicant"]["name"]) for c in cases]
+    answered: dict[str, list[int]] = {path: [] for path in probes}
     try:
-        submits = asyncio.gather(*(client.submit_case(case, idempotency_key=f"burst-{i}", assertion=assertion)
-                                   for i, (case, assertion) in enumerate(zip(cases, assertions, strict=True))),
+        submits = asyncio.gather(*(client.submit_case(case, idempotency_key=f"burst-{i}", assertion=signed)
+                                   for i, (case, signed) in enumerate(zip(cases, assertions, strict=True))),
                                  return_exceptions=True)
-        async with httpx.AsyncClient(base_url=gw.base_url, timeout=10) as probe:
+        async with httpx.AsyncClient(base_url=base_url, timeout=10) as probe:
             while not submits.done():
-                health.append((await probe.get("/healthz")).status_code)
-        return list(await submits), health
+                for path in probes:
+                    answered[path].append((await probe.get(path)).status_code)
+        return list(await submits), answered
     finally:
         await client.aclose()
 
@@ -45,7 +64,8 @@ async def burst(gw: Any) -> tuple[list[httpx.Response | BaseException], list[int
 def test_a_burst_beyond_the_redis_pool_is_answered_202_or_503_never_500(redis_url, tmp_path):
     gw = start_gateway(tmp_path, redis_url, redis_max_connections=4, redis_pool_timeout_s=0.05)
     try:
-        answers, health = asyncio.run(burst(gw))
+        answers, probed = asyncio.run(burst(gw.base_url, PLATFORM, gw.identity.assertion, IN_FLIGHT))
+        health = probed["/healthz"]
         resets = [repr(a) for a in answers if isinstance(a, BaseException)]
         assert resets == []
         responses = [a for a in answers if isinstance(a, httpx.Response)]
@@ -60,3 +80,49 @@ def test_a_burst_beyond_the_redis_pool_is_answered_202_or_503_never_500(redis_ur
         print(f"burst of {IN_FLIGHT}: {statuses.count(202)} accepted, {len(shed)} shed; /healthz {len(health)}x 200")
     finally:
         gw.stop()
+
+
+def test_gateway_up_takes_256_concurrent_submits_with_202_or_a_shed_answer_and_keeps_answering_probes(tmp_path):
+    port, var = free_port(), tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "MOCK_"))}
+    env.update(GATEWAY_VAR_DIR=str(var), PYTHONUNBUFFERED="1")
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen([GATEWAY, "up", "--port", str(port)], cwd=REPO, env=env, stdout=out,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            assert up.poll() is None, log.read_text()
+            try:
+                if httpx.get(base + "/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.3)
+        caller = re.search(r"demo caller: app_id=(\S+) secret=(\S+)", log.read_text())
+        assert caller, log.read_text()
+        key = var / "identity" / "demo-idp-key.pem"
+
+        def assertion(id_number: str, name: str) -> str:
+            return mint_demo_assertion(key, id_number, name)
+
+        answers, probed = asyncio.run(burst(base, (caller.group(1), caller.group(2)), assertion, 256,
+                                            probes=("/healthz", "/readyz")))
+        assert [repr(a) for a in answers if isinstance(a, BaseException)] == []  # no reset, no time-out
+        responses = [a for a in answers if isinstance(a, httpx.Response)]
+        statuses = sorted(r.status_code for r in responses)
+        assert set(statuses) <= {202, 429, 503}, [(r.status_code, r.text[:200]) for r in responses
+                                                  if r.status_code not in (202, 429, 503)][:5]
+        assert 202 in statuses
+        assert all(r.headers.get("Retry-After") for r in responses if r.status_code != 202)
+        assert probed["/healthz"] and set(probed["/healthz"]) == {200}
+        assert probed["/readyz"] and set(probed["/readyz"]) <= {200, 503}  # answered; 503 only says Redis is busy
+        print(f"gateway up, 256 in flight: {statuses.count(202)} accepted, {statuses.count(429)} x 429, "
+              f"{statuses.count(503)} x 503; /healthz {len(probed['/healthz'])}x, /readyz {probed['/readyz']}")
+    finally:
+        up.send_signal(signal.SIGTERM)
+        returncode = up.wait(60)
+    assert returncode == 0, log.read_text()[-2000:]

@@ -17,11 +17,13 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.client import GatewayClient
 from gateway.store.embedded_redis import EmbeddedRedis
 from mocks.serving import RunningServer, create_mock, free_port, start_in_thread
 from tests.support.harness import OPERATOR, PLATFORM, TERMINAL, WINDOW, IdentityService, applicant
+from tests.support.processes import accepted_connections, alive, children_of
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
@@ -53,9 +55,9 @@ class Cluster:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.api_urls: list[str] = []
 
-    def start_api(self, name: str) -> str:
+    def start_api(self, name: str, *options: str) -> str:
         port = free_port()
-        self._start(name, [GATEWAY, "api", "--port", str(port)])
+        self._start(name, [GATEWAY, "api", "--port", str(port), *options])
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
@@ -189,5 +191,37 @@ def test_a_step_slower_than_the_redelivery_window_is_not_taken_over_by_another_w
         assert [b["tasks"][0]["status"] for b in finals] == ["completed"] * 4
         stats = httpx.get(medical.url + "/_mock/stats").json()
         assert stats["registrations"] == 4 and stats["duplicates"] == 0, stats
+    finally:
+        cluster.stop()
+
+
+def test_api_processes_share_one_port_count_metrics_together_and_stop_together(tmp_path, own_redis, medical):
+    cluster = Cluster(tmp_path, own_redis.url, medical)
+    try:
+        url = cluster.start_api("api", "--processes", "2")
+        port = int(url.rsplit(":", 1)[1])
+        supervisor = cluster.processes["api"]
+        deadline = time.monotonic() + 60
+        while len(api_pids := children_of(supervisor.pid)) < 2:
+            assert time.monotonic() < deadline, cluster.log("api")
+            time.sleep(0.1)
+        # 32 connections held open: the kernel spreads them over both processes' SO_REUSEPORT sockets.
+        clients = [httpx.Client(base_url=url) for _ in range(32)]
+        try:
+            assert {client.get("/healthz").status_code for client in clients} == {200}
+            served = {pid: accepted_connections(pid, port) for pid in api_pids}
+        finally:
+            for client in clients:
+                client.close()
+        assert sum(served.values()) == 32 and all(served.values()), served
+        # Whichever process answers /metrics counts every process's requests.
+        families = text_string_to_metric_families(httpx.get(url + "/metrics").text)
+        healthz = sum(sample.value for family in families if family.name == "gateway_api_requests"
+                      for sample in family.samples
+                      if sample.name == "gateway_api_requests_total" and sample.labels["route"] == "/healthz")
+        assert healthz == 32
+        supervisor.send_signal(signal.SIGTERM)  # to the supervisor alone: it stops its children
+        assert supervisor.wait(30) == 0, cluster.log("api")
+        assert not [pid for pid in api_pids if alive(pid)], "API processes outlived their supervisor"
     finally:
         cluster.stop()
