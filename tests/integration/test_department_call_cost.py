@@ -98,3 +98,20 @@ async def test_sequential_calls_to_a_department_reuse_one_kept_alive_connection(
         pool = client._transport._pool  # type: ignore[attr-defined]  # httpx's connection pool (httpcore)
         # e-license sends its two queries (then two downloads) at once: two connections, kept for the next case.
         assert len(pool.connections) == (2 if name == "e_license" else 1), name
+
+
+def test_an_adapters_settings_read_the_generated_callback_key_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # Under `gateway up` no callback key is configured: the engine asks for the adapter's settings on every call.
+    import gateway.settings
+
+    reads: list[str] = []
+    original = gateway.settings.stored_secret
+
+    def counted(var_dir: Path, name: str, n_bytes: int) -> bytes:
+        reads.append(name)
+        return original(var_dir, name, n_bytes)
+
+    monkeypatch.setattr(gateway.settings, "stored_secret", counted)
+    settings = Settings(var_dir=tmp_path / "var", adapters={"medical": AdapterSettings(base_url="http://127.0.0.1:9")})
+    secrets = {settings.adapter("medical").callback_secret for _ in range(CALLS)}
+    assert len(secrets) == 1 and reads == ["callback-medical.key"]
