@@ -1,17 +1,23 @@
 """What one department call costs the gateway: the adapter path beside a bare httpx request and an nginx hop.
 
-    .venv/bin/python -m bench.department_call [--calls 2000] [--concurrency 1 16] [--quick]
+    .venv/bin/python -m bench.department_call [--calls 2000] [--concurrency 1 16] [--redis-url URL] [--quick]
 
 The mock departments run in their own process (`gateway mocks`, as `gateway up` runs them), so this process's CPU
 time (`time.process_time`, every thread) is the gateway's side of each call alone, and the mocks' and nginx's CPU is
 read from their processes (psutil). Each path repeats one request the mock has already answered once, so the
 department does the same work on every path:
 
+  medical (engine)        the worker's `Engine.call_department` around it: breaker admission and outcome (Redis),
+                          retry policy, concurrency slot, metrics, status-table lookup
   medical (adapter)       MedicalAdapter.submit: envelope, JSON, HMAC signature, POST, reply -> NativeOutcome
   hrss SOAP (adapter)     HrssAdapter.submit: zeep envelope from the packaged WSDL, POST, SOAP reply parsed
   e-license x4 (adapter)  ELicenseAdapter.fetch_identity_documents: 2 queries then 2 downloads, concurrently
   medical (bare httpx)    the medical adapter's exact request bytes POSTed on a plain pooled httpx client
   medical (nginx hop)     the same bytes through nginx (a temporary nginx.conf on a free port, keep-alive upstream)
+
+The adapters are built as a worker builds them (`build_services`, no callback keys configured, as under
+`gateway up`); the breakers live in the given Redis (default: an embedded one in a temporary folder; nothing else is
+written, nothing flushed).
 
 Per path: calls/s, latency p50/p99 (ms), and CPU µs per call of the gateway, the mocks and nginx. The e-license
 row counts one retrieval (4 HTTP calls) as one call. Figures are noisy on a shared 2-core machine: compare rows of
@@ -39,8 +45,8 @@ import httpx
 import psutil
 from rich.progress import Progress
 
-from bench import REPO_ROOT, summary, write_results
-from gateway.departments.registry import AdapterManager, discover
+from bench import REPO_ROOT, embedded_redis, summary, write_results
+from gateway.bootstrap import build_services
 from gateway.sdk import AdapterSettings, DepartmentRequest
 from gateway.settings import Settings
 from mocks.serving import free_port
@@ -180,7 +186,7 @@ async def measure(label: str, call: Callable[[], Awaitable[Any]], count: int, co
 
 
 def settings_for(ports: dict[str, int], folder: Path) -> Settings:
-    return Settings(var_dir=folder / "var", mock_ports=ports, adapters={
+    return Settings(var_dir=folder / "var", mock_ports=ports, profiles_dir=REPO_ROOT / "profiles", adapters={
         name: AdapterSettings(base_url=f"http://127.0.0.1:{port}", signing_secret=SIGNING_SECRET)
         for name, port in ports.items()})
 
@@ -197,12 +203,11 @@ def requests() -> dict[str, DepartmentRequest]:
     }
 
 
-async def run(counts: int, concurrencies: list[int], folder: Path) -> list[dict[str, Any]]:
+async def run(counts: int, concurrencies: list[int], folder: Path, redis_url: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with mock_departments(folder) as (ports, mocks):
-        manager = AdapterManager(settings_for(ports, folder),
-                                 {name: found.cls for name, found in discover().items() if name in MOCKED})
-        await manager.start()
+        services = await build_services(settings_for(ports, folder), redis_url, consumer="bench-calls", api=False)
+        manager, engine = services.adapters, services.engine
         sent: list[httpx.Request] = []
         medical_client = manager.adapters["medical"].ctx.http
         medical_client.event_hooks["request"].append(lambda request: _remember(sent, request))
@@ -219,6 +224,8 @@ async def run(counts: int, concurrencies: list[int], folder: Path) -> list[dict[
             with nginx_hop(ports["medical"]) as (nginx_port, nginx):
                 hop_url = medical_url.replace(f":{ports['medical']}/", f":{nginx_port}/")
                 paths: list[tuple[str, Callable[[], Awaitable[Any]], subprocess.Popen[bytes] | None]] = [
+                    ("medical (engine)", lambda: engine.call_department(
+                        medical, "employee_medical_enrolment", lambda: medical.submit(asks["medical"]), None), None),
                     ("medical (adapter)", lambda: medical.submit(asks["medical"]), None),
                     ("hrss SOAP (adapter)", lambda: hrss.submit(asks["hrss"]), None),
                     ("e-license x4 (adapter)", lambda: e_license.fetch_identity_documents(  # type: ignore[attr-defined]
@@ -232,7 +239,7 @@ async def run(counts: int, concurrencies: list[int], folder: Path) -> list[dict[
                             rows.append(await measure(label, call, counts, concurrency, mocks, hop, progress))
         finally:
             await bare.aclose()
-            await manager.close()
+            await services.close()
     return rows
 
 
@@ -244,6 +251,15 @@ async def _post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[
     response = await client.post(url, content=body, headers=headers)
     response.raise_for_status()
     response.json()  # as the adapter reads it
+
+
+@contextmanager
+def redis_for(url: str | None) -> Iterator[str]:
+    if url:
+        yield url
+    else:
+        with embedded_redis() as embedded_url:
+            yield embedded_url
 
 
 def show(rows: list[dict[str, Any]]) -> None:
@@ -263,13 +279,14 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=2000, help="timed calls per path (default 2000)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16], help="calls in flight (default 1 16)")
     parser.add_argument("--quick", action="store_true", help="100 calls per path at 1 and 4 in flight (smoke)")
+    parser.add_argument("--redis-url", default=None, help="where the breakers live (default: an embedded Redis)")
     args = parser.parse_args()
     if shutil.which(NGINX) is None:
         raise SystemExit(f"{NGINX} not found (Debian's nginx package)")
     calls, concurrencies = (100, [1, 4]) if args.quick else (args.calls, args.concurrency)
     print(f"department call: {calls} calls per path, in flight {concurrencies}; mocks in their own process")
-    with tempfile.TemporaryDirectory(prefix="gw-bench-calls-") as folder:
-        rows = asyncio.run(run(calls, concurrencies, Path(folder)))
+    with tempfile.TemporaryDirectory(prefix="gw-bench-calls-") as folder, redis_for(args.redis_url) as url:
+        rows = asyncio.run(run(calls, concurrencies, Path(folder), url))
     show(rows)
     write_results("department_call_quick" if args.quick else "department_call", {"rows": rows})
 

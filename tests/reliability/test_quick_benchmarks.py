@@ -28,10 +28,10 @@ def run_quick(module: str, *args: str) -> dict[str, Any]:
     return result
 
 
-def test_department_call_measures_the_adapter_path_bare_httpx_and_an_nginx_hop():
+def test_department_call_measures_the_engine_and_adapter_paths_bare_httpx_and_an_nginx_hop():
     result = run_quick("bench.department_call")
     paths = {row["path"] for row in result["rows"]}
-    assert paths == {"medical (adapter)", "hrss SOAP (adapter)", "e-license x4 (adapter)", "medical (bare httpx)",
+    assert paths == {"medical (engine)", "medical (adapter)", "hrss SOAP (adapter)", "e-license x4 (adapter)", "medical (bare httpx)",
                      "medical (nginx hop)"}
     for row in result["rows"]:
         assert row["calls"] == 100 and row["calls_per_s"] > 0 and row["gateway_cpu_us_per_call"] > 0, row
