@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.validation [--count 3000] [--warmup 200]
 
 Three valid applications: Guangxi with 1 matter, Guangxi with 5 matters (one per department), Jiujiang with all 5.
-Sections come from the catalogue's JSON Schemas filled by the platform's own form filler (the contract kit), so the
+Sections come from the catalogue's JSON Schemas filled by the suite's own form filler (tests/support/forms.py), so the
 benchmark follows the profiles as they change.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import sys
 import time
 from typing import Any
 
@@ -20,6 +19,7 @@ from gateway.domain.validation import validate_application
 from gateway.orchestration.intake import china_today
 from gateway.profiles.catalogue import catalogue
 from gateway.profiles.loader import ProfileRegistry
+from tests.support import forms
 from tests.support.harness import applicant
 
 GUANGXI_1 = ["employee_medical_enrolment"]
@@ -30,20 +30,11 @@ JIUJIANG_5 = ["employment_registration", "employee_pension_enrolment", "employee
               "housing_fund_account", "contribution_declaration"]
 
 
-def platform_filler() -> Any:
-    """The platform's form filler lives outside the repository, in the shared contract kit."""
-    sys.path.insert(0, str(REPO_ROOT.parent / "shared" / "contract"))
-    from platform_client import valid_instance
-
-    return valid_instance
-
-
 def application(registry: ProfileRegistry, profile: str, matters: list[str], person: dict[str, Any]) -> dict[str, Any]:
-    valid_instance = platform_filler()
-    schemas = {m["code"]: m["section_schema"] for m in catalogue(registry.get(profile))["matters"]}
-    sections = {m: valid_instance(schemas[m], m) for m in matters}
+    """Sections filled from the catalogue by the suite's own form filler (nothing outside the repository)."""
+    sections = forms.filled_sections(catalogue(registry.get(profile))["matters"], matters)
     return {"profile": profile, "channel": "online", "applicant": person, "matters": matters,
-            "sections": {m: s for m, s in sections.items() if s}, "delivery": "online"}
+            "sections": sections, "delivery": "online"}
 
 
 def measure(body: dict[str, Any], registry: ProfileRegistry, count: int, warmup: int) -> dict[str, Any]:

@@ -92,17 +92,16 @@ def create_app() -> FastAPI:
                                   "confirm_url": None, "confirm_status": None, "photo": False, "at": _now(),
                                   "error": None}
         try:
-            async with httpx.AsyncClient(follow_redirects=True, timeout=10.0) as client:
-                page = await client.get(url)
-                action["final_url"], action["get_status"] = str(page.url), page.status_code
-                if page.status_code >= 400:
-                    action["error"] = "the page did not open; a person would not confirm"
-                    return action
-                confirm = page.url.copy_with(path=page.url.path.rstrip("/") + "/confirm")
-                action["confirm_url"], action["photo"] = str(confirm), "photo" in page.url.path.lower()
-                photo = base64.b64encode(card_photo_jpeg()).decode()
-                payload = {"photo_jpeg_base64": photo} if action["photo"] else None
-                action["confirm_status"] = (await client.post(confirm, json=payload)).status_code
+            page = await state.http.get(url, follow_redirects=True)
+            action["final_url"], action["get_status"] = str(page.url), page.status_code
+            if page.status_code >= 400:
+                action["error"] = "the page did not open; a person would not confirm"
+                return action
+            confirm = page.url.copy_with(path=page.url.path.rstrip("/") + "/confirm")
+            action["confirm_url"], action["photo"] = str(confirm), "photo" in page.url.path.lower()
+            photo = base64.b64encode(card_photo_jpeg()).decode()
+            payload = {"photo_jpeg_base64": photo} if action["photo"] else None
+            action["confirm_status"] = (await state.http.post(confirm, json=payload, follow_redirects=True)).status_code
         except httpx.HTTPError as exc:
             action["error"] = f"{exc.__class__.__name__}: {exc}"
         return action

@@ -21,6 +21,7 @@ from tests.console.support import (
     start_demo_console_gateway,
 )
 from tests.support.harness import RunningGateway, applicant
+from tests.support.machine import apt_install
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The README's screenshots are refreshed on request (GATEWAY_SCREENSHOTS=docs/console); otherwise they go to a
@@ -35,8 +36,7 @@ def ensure_chromium() -> None:
     if CHROMIUM.exists() and shutil.which("fc-list") and "WenQuanYi" in subprocess.run(
             ["fc-list"], capture_output=True, text=True).stdout:
         return
-    subprocess.run(["apt-get", "update"], check=True, capture_output=True)
-    subprocess.run(["apt-get", "install", "-y", "chromium", "fonts-wqy-microhei"], check=True, capture_output=True)
+    apt_install("chromium", "fonts-wqy-microhei")
 
 
 @pytest.fixture(scope="module")

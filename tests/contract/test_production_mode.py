@@ -16,7 +16,7 @@ import pytest
 from gateway.bootstrap import ConfigurationError, build_services
 from gateway.security.callers import load_callers
 from gateway.security.production import WeakSecret, check_production
-from gateway.settings import Settings
+from gateway.settings import Settings, generated_callback_secret
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 REPO = Path(__file__).resolve().parents[2]
@@ -108,6 +108,7 @@ def test_development_needs_no_secrets_and_production_accepts_strong_ones(tmp_pat
     dev = Settings(var_dir=tmp_path / "var")
     tax, hrss = dev.adapter("tax").callback_secret, dev.adapter("hrss").callback_secret
     assert tax and hrss and tax != hrss and len(tax) >= 32  # generated, one per department
+    generated_callback_secret.cache_clear()  # as after a restart: read back from var/secrets
     assert dev.adapter("tax").callback_secret == tax  # kept under var/secrets across restarts
     settings = settings_from(production_env(tmp_path))
     assert settings.callers_file is not None
