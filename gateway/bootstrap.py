@@ -24,7 +24,7 @@ from gateway.security.callers import Caller, CallerAuthenticator, load_callers
 from gateway.security.links import LinkStore
 from gateway.security.pii import PiiCipher
 from gateway.security.production import WeakSecret, check_production
-from gateway.security.secrets import stored_secret
+from gateway.security.secrets import configured_key, stored_secret
 from gateway.settings import Settings
 from gateway.store.cases import CaseStore
 from gateway.store.connection import StrRedis, connect
@@ -66,10 +66,8 @@ class Services:
 def pii_cipher(settings: Settings) -> PiiCipher:
     if settings.pii_keys:
         ring = {key_id: base64.b64decode(value) for key_id, value in settings.pii_keys.items()}
-    elif settings.pii_key:
-        ring = {"k0": base64.b64decode(settings.pii_key)}
-    else:
-        ring = {"dev": stored_secret(settings.var_dir, "pii.key", 32)}
+    else:  # one key: the configured one, or the one `gateway up` generated
+        ring = {"k0" if settings.pii_key else "dev": configured_key(settings.pii_key, settings.var_dir, "pii.key")}
     try:
         return PiiCipher(ring, settings.pii_cipher, current=settings.pii_key_id)
     except ValueError as exc:
@@ -77,10 +75,8 @@ def pii_cipher(settings: Settings) -> PiiCipher:
 
 
 def audit_signer(settings: Settings) -> AuditSigner:
-    key = (base64.b64decode(settings.audit_key) if settings.audit_key
-           else stored_secret(settings.var_dir, "audit.key", 32))
     try:
-        return AuditSigner(key, settings.audit_hash)
+        return AuditSigner(configured_key(settings.audit_key, settings.var_dir, "audit.key"), settings.audit_hash)
     except ValueError as exc:
         raise ConfigurationError(f"GATEWAY_AUDIT_KEY: {exc}") from exc
 

@@ -7,7 +7,6 @@ for the `operator` role and lands on the case's audit chain with the operator's 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import secrets
 import time
@@ -40,7 +39,7 @@ from gateway.orchestration.interventions import cancel_case, replay_dead_letters
 from gateway.profiles.catalogue import catalogue
 from gateway.security.applicant_index import normalised_id_number
 from gateway.security.audit import AuditChain
-from gateway.security.secrets import stored_secret
+from gateway.security.secrets import configured_key
 from gateway.settings import Settings
 from gateway.store import keys
 from gateway.store.cases import CaseRecord, TaskRecord
@@ -97,8 +96,7 @@ def _operators(settings: Settings) -> dict[str, Operator]:
 
 
 def _session_signer(settings: Settings) -> SessionSigner:
-    key = (base64.b64decode(settings.console_session_key) if settings.console_session_key
-           else stored_secret(settings.var_dir, "console-session.key", 32))
+    key = configured_key(settings.console_session_key, settings.var_dir, "console-session.key")
     try:
         return SessionSigner(key, settings.console_session_ttl_s)
     except ValueError as exc:

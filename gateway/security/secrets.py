@@ -34,3 +34,8 @@ def stored_secret(var_dir: Path, name: str, n_bytes: int) -> bytes:
             with os.fdopen(fd, "w") as f:
                 f.write(base64.b64encode(secrets.token_bytes(n_bytes)).decode())
     return base64.b64decode(path.read_text().strip())
+
+
+def configured_key(setting: str | None, var_dir: Path, name: str) -> bytes:
+    """A key from its setting (base64), or else the one generated once under var_dir/secrets (`gateway up`)."""
+    return base64.b64decode(setting) if setting else stored_secret(var_dir, name, 32)
