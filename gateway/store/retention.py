@@ -20,9 +20,11 @@ from pathlib import Path
 import structlog
 
 from gateway.domain.status import TERMINAL, TaskStatus
+from gateway.orchestration.applicant_steps import STEP_TIMER
 from gateway.security.audit import AuditChain
 from gateway.store import keys, scripts
 from gateway.store.connection import StrRedis
+from gateway.store.queue import delayed_member
 
 log = structlog.get_logger("gateway.retention")
 # A failed task waits for ops (gateway dlq replay): its case is not finished and stays.
@@ -77,10 +79,11 @@ def case_keys(case: FinishedCase) -> list[str]:
 async def remove_case(redis: StrRedis, case: FinishedCase, exported_head: str) -> int:
     """1 removed, 0 its chain moved on since the export (kept), -1 already gone."""
     remove = redis.register_script(scripts.REMOVE_CASE)
+    timers = [delayed_member(case.case_id, matter, STEP_TIMER) for matter in case.matters]
     return int(await remove(
         keys=[keys.case(case.case_id), keys.audit(case.case_id), keys.OPEN_CASES,
-              keys.caller_open_cases(case.caller), *case_keys(case)],
-        args=[exported_head, case.case_id]))
+              keys.caller_open_cases(case.caller), keys.DELAYED, *case_keys(case)],
+        args=[exported_head, case.case_id, *timers]))
 
 
 async def sweep(redis: StrRedis, chain: AuditChain, export_dir: Path, older_than_s: float, *,

@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 
 from gateway.bootstrap import audit_signer, pii_cipher
+from gateway.orchestration.applicant_steps import STEP_TIMER
 from gateway.security.audit import AuditChain
 from gateway.store import keys, retention
 from gateway.store.connection import connect
+from gateway.store.queue import delayed_member
 from tests.support.harness import RunningGateway, applicant, start_gateway
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
@@ -84,6 +86,9 @@ def test_a_sweep_exports_then_removes_only_finished_cases_older_than_the_retenti
     gw.redis().hset(keys.task(old_failed, matter), "status", "failed")  # waits for ops: not finished
     request_id = gw.redis().hget(keys.task(old, matter), "request_id")
     assert gw.redis().exists(keys.request_index(request_id))
+    # A reminder timer that outlived its step (the applicant paid early) leaves with its case.
+    timers = {c: delayed_member(c, matter, STEP_TIMER) for c in (old, recent)}
+    gw.redis().zadd(keys.DELAYED, {member: time.time() + 86400 for member in timers.values()})
     before = snapshot(gw)
 
     dry = gateway_command(gw, "retention", "sweep", "--dry-run", GATEWAY_RETENTION_DAYS="30")
@@ -98,6 +103,7 @@ def test_a_sweep_exports_then_removes_only_finished_cases_older_than_the_retenti
     assert "removed 1, kept 0" in swept.stdout
     assert case_keys_in_redis(gw, old) == set() and not gw.redis().exists(keys.request_index(request_id))
     assert case_keys_in_redis(gw, recent) and case_keys_in_redis(gw, old_failed)
+    assert gw.redis().zrange(keys.DELAYED, 0, -1) == [timers[recent]]
     assert gw.case(recent)["id"] == recent
 
     verified = gateway_command(gw, "audit", "verify", "--file", str(export))
