@@ -62,7 +62,7 @@ class AuditSigner:
         entry = {"seq": seq, "prev": previous, "event": sealed, "mac": mac}
         if trace_id:
             entry["trace_id"] = trace_id
-        return sealed, mac, json.dumps(entry)
+        return sealed, mac, json.dumps(entry, separators=(",", ":"))
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,7 @@ def test_a_sweep_exports_then_removes_only_finished_cases_older_than_the_retenti
     exported = json.loads(export.read_text())
     assert exported["case_id"] == old and len(exported["entries"]) >= 3
     # The export is the evidence: one altered entry and it no longer verifies.
-    exported["entries"][1] = exported["entries"][1].replace('"seq": 2', '"seq": 3')
+    exported["entries"][1] = json.dumps({**json.loads(exported["entries"][1]), "seq": 3})
     export.write_text(json.dumps(exported))
     assert gateway_command(gw, "audit", "verify", "--file", str(export)).returncode == 1
 
