@@ -66,15 +66,16 @@ def progress(label: str, done: int, total: int) -> None:
 
 
 def body(matters: list[str], index: int, channel: str = "online") -> dict[str, Any]:
-    """Distinct ordinary applicants: the mocks remember enrolments by ID number."""
-    birth = (dt.date(1985, 1, 1) + dt.timedelta(days=index)).strftime("%Y%m%d")
+    """Distinct ordinary applicants, all of working age: the mocks remember enrolments by ID number."""
+    birth = (dt.date(1975, 1, 1) + dt.timedelta(days=index % 9000)).strftime("%Y%m%d")
     today = dt.date.today()
     sections: dict[str, Any] = {"employee_medical_enrolment": MEDICAL_SECTION}
     if "contribution_declaration" in matters:
         sections["contribution_declaration"] = {"rows": [{
             "fee_type": "pension", "levy_item": "flexible_pension", "period_start": today.replace(day=1).isoformat(),
             "period_end": today.isoformat(), "contribution_base": 5000}]}
-    return {"profile": "guangxi", "channel": channel, "applicant": applicant(birth=birth, sequence=123),
+    person = applicant(birth=birth, sequence=123 + 10 * (index // 9000))
+    return {"profile": "guangxi", "channel": channel, "applicant": person,
             "matters": matters, "sections": {m: s for m, s in sections.items() if m in matters}, "delivery": channel}
 
 
@@ -120,10 +121,16 @@ def finished_footprint(url: str, name: str, matters: list[str], count: int) -> d
             found = asyncio.run(finished_cases(gw.redis_url, gw.settings, case_ids))
             owned = {c.case_id: [keys.case(c.case_id), keys.audit(c.case_id), *retention.case_keys(c)]
                      for c in found}
-            resident = sum(memory_of(client, k) for ks in owned.values() for k in ks)
             case_keys = {k for ks in owned.values() for k in ks}
-            expiring = shared = 0
             by_kind: dict[str, int] = {}
+            for c in found:  # the resident keys by what they are
+                for kind, named in (("case hash", [keys.case(c.case_id)]), ("audit chain", [keys.audit(c.case_id)]),
+                                    ("task hashes", [keys.task(c.case_id, m) for m in c.matters]),
+                                    ("request-id index", [keys.request_index(r) for r in c.request_ids])):
+                    by_kind[f"resident {kind}"] = (by_kind.get(f"resident {kind}", 0)
+                                                   + sum(memory_of(client, k) for k in named))
+            resident = sum(memory_of(client, k) for k in case_keys)
+            expiring = shared = 0
             for key in client.scan_iter(count=1000):
                 if key in case_keys:
                     continue
