@@ -144,7 +144,7 @@ def finished_footprint(url: str, name: str, matters: list[str], count: int) -> d
                     shared += size
             audit_entries = sum(client.llen(keys.audit(c)) for c in case_ids) / count
             before_sweep = int(client.info("memory")["used_memory"])
-            removed = asyncio.run(sweep_all(gw.redis_url, gw.settings))
+            removed, intact = asyncio.run(sweep_all(gw.redis_url, gw.settings))
             after_sweep = int(client.info("memory")["used_memory"])
             return {
                 "scenario": name, "cases": count, "finished": len(found),
@@ -153,7 +153,7 @@ def finished_footprint(url: str, name: str, matters: list[str], count: int) -> d
                 "expiring_bytes_per_case": round(expiring / count),
                 "shared_bytes_per_case": round(shared / count),
                 "used_memory_per_case": round(used / count),
-                "removed_by_retention": removed,
+                "removed_by_retention": removed, "exports_intact": intact,
                 "used_memory_freed_per_case": round((before_sweep - after_sweep) / count),
                 "case_keys_left_after_retention": sum(client.exists(*ks) for ks in owned.values())
                 + sum(1 for member in client.zrange(keys.DELAYED, 0, -1) if json.loads(member)["case_id"] in owned),
@@ -172,13 +172,15 @@ async def finished_cases(url: str, settings: Settings, case_ids: list[str]) -> l
         await redis_client.aclose()
 
 
-async def sweep_all(url: str, settings: Settings) -> int:
-    """Retention with no delay: every finished case exported and removed."""
+async def sweep_all(url: str, settings: Settings) -> tuple[int, int]:
+    """Retention with no delay: every finished case exported and removed; (removed, exports that verify)."""
     redis_client = connect(url, settings)
     try:
         chain = AuditChain(redis_client, audit_signer(settings), pii_cipher(settings).for_purpose("events"))
         report = await retention.sweep(redis_client, chain, settings.audit_export_dir, 0.0)
-        return len(report.removed)
+        intact = sum(chain.verify_export(settings.audit_export_dir / f"{case_id}.json").intact
+                     for case_id in report.removed)
+        return len(report.removed), intact
     finally:
         await redis_client.aclose()
 
@@ -280,7 +282,8 @@ def show(finished: list[dict[str, Any]], opened: dict[str, Any]) -> None:
     for r in finished:
         print(f"| {r['scenario']:<26} | {r['cases']} | {r['audit_entries_per_case']} | "
               f"{r['resident_bytes_per_case']:,} | {r['expiring_bytes_per_case']:,} | {r['shared_bytes_per_case']:,} "
-              f"| {r['used_memory_per_case']:,} | {r['removed_by_retention']} removed, "
+              f"| {r['used_memory_per_case']:,} | {r['removed_by_retention']} removed "
+              f"({r['exports_intact']} exports verify), "
               f"{r['case_keys_left_after_retention']} case keys left |")
     for r in finished:
         print(f"  {r['scenario']}: " + ", ".join(f"{k} {v:,}" for k, v in r["bytes_by_kind_per_case"].items()))

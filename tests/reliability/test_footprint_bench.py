@@ -20,5 +20,6 @@ def test_the_quick_footprint_bench_runs_and_writes_its_figures():
     results = json.loads((REPO_ROOT / "bench" / "results" / "footprint.json").read_text())
     for scenario in results["finished"]:
         assert scenario["finished"] == scenario["cases"] == scenario["removed_by_retention"], scenario
+        assert scenario["exports_intact"] == scenario["cases"], scenario
         assert scenario["case_keys_left_after_retention"] == 0, scenario
     assert results["open"]["accepted"] == results["open"]["cases"], results["open"]
