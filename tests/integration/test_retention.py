@@ -22,7 +22,7 @@ from gateway.security.audit import AuditChain
 from gateway.store import keys, retention
 from gateway.store.connection import connect
 from gateway.store.queue import delayed_member
-from tests.support.harness import RunningGateway, applicant, start_gateway
+from tests.support.harness import RunningGateway, applicant, start_gateway, sync_redis
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
@@ -196,3 +196,35 @@ def test_no_retention_keeps_every_case(gw):
     off = gateway_command(gw, "retention", "sweep", GATEWAY_RETENTION_DAYS="0")
     assert off.returncode == 0 and "retention is off" in off.stderr
     assert gw.redis().exists(keys.case(case_id))
+
+
+def test_of_two_workers_one_sweeps_and_neither_again_within_the_interval(redis_url, tmp_path):
+    from gateway.bootstrap import build_services
+    from gateway.settings import Settings
+    from gateway.worker.runner import Worker
+    from tests.support.harness import flush
+
+    flush(redis_url)
+    settings = Settings(redis_url=redis_url, var_dir=tmp_path / "var", retention_days=30,
+                        retention_sweep_interval_s=3600)
+
+    async def race() -> list[bool]:
+        services = [await build_services(settings, redis_url, consumer=f"worker-{n}", api=False) for n in (1, 2)]
+        workers = [Worker(s) for s in services]
+        try:
+            await asyncio.gather(*(w._maybe_sweep() for w in workers))
+            started = [w.retention is not None for w in workers]
+            sweeps = [w.retention for w in workers]
+            for sweep in sweeps:
+                if sweep is not None:
+                    await sweep
+            await asyncio.gather(*(w._maybe_sweep() for w in workers))  # the same interval: nobody again
+            assert [w.retention for w in workers] == sweeps
+            return started
+        finally:
+            for s in services:
+                await s.close()
+
+    assert sorted(asyncio.run(race())) == [False, True]
+    holder = sync_redis(redis_url).get(keys.RETENTION_SWEEP)
+    assert holder in ("worker-1", "worker-2")
