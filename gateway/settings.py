@@ -101,9 +101,10 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = 7 * 24 * 3600
     signature_window_s: int = 300
     link_ttl_s: int = 24 * 3600  # an H5 link in an SMS works this long (and payment / photo links only once)
-    # Retention: a finished case (every task terminal) leaves Redis this many days after its last change, its audit
-    # chain exported first to retention_export_dir (default var_dir/audit-export); 0 keeps cases for ever. A worker
-    # sweeps at most once per retention_sweep_interval_s (one worker at a time), `gateway retention sweep` on demand.
+    # Retention: a finished case (every task terminal, none failed) leaves Redis this many days after its last
+    # change, its audit chain exported first to retention_export_dir (default var_dir/audit-export); 0 keeps cases
+    # for ever. A worker sweeps at most once per retention_sweep_interval_s (one worker at a time), `gateway
+    # retention sweep` on demand.
     retention_days: float = Field(default=30.0, ge=0)
     retention_export_dir: Path | None = None
     retention_sweep_interval_s: float = Field(default=3600.0, gt=0)
