@@ -107,6 +107,13 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = 7 * 24 * 3600
     signature_window_s: int = 300
     link_ttl_s: int = 24 * 3600  # an H5 link in an SMS works this long (and payment / photo links only once)
+    # Retention: a finished case (every task terminal, none failed) leaves Redis this many days after its last
+    # change, its audit chain exported first to retention_export_dir (default var_dir/audit-export); 0 keeps cases
+    # for ever. A worker sweeps at most once per retention_sweep_interval_s (one worker at a time), `gateway
+    # retention sweep` on demand.
+    retention_days: float = Field(default=30.0, ge=0)
+    retention_export_dir: Path | None = None
+    retention_sweep_interval_s: float = Field(default=3600.0, gt=0)
 
     worker_concurrency: int = 16
     department_concurrency: int = 8  # in-flight calls per department per worker process
@@ -181,6 +188,10 @@ class Settings(BaseSettings):
             return configured
         # Development: a key of its own per department, which `gateway mocks` hands to that mock.
         return configured.model_copy(update={"callback_secret": generated_callback_secret(self.var_dir, name)})
+
+    @property
+    def audit_export_dir(self) -> Path:
+        return self.retention_export_dir or self.var_dir / "audit-export"
 
     @property
     def base_url(self) -> str:

@@ -72,7 +72,7 @@ ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
     ("post", "/v1/cases"): {
         401: _AUTH_CODES + _ASSERTION_CODES,
         403: ["caller.channel.forbidden", "caller.profile.forbidden", "caller.matter.forbidden"],
-        409: ["idempotency_key.reused"], 413: ["body.too_large"], 422: _VALIDATION_CODES,
+        409: ["idempotency_key.reused"], 410: ["case.removed"], 413: ["body.too_large"], 422: _VALIDATION_CODES,
         429: ["caller.rate_limited", "caller.quota.open_cases"], 503: [*_UNAVAILABLE, "store.not_replicated"]},
     ("get", "/v1/cases"): {401: _AUTH_CODES, 422: ["query.overdue.required", *_QUERY_CODES],
                            429: ["caller.rate_limited"], 503: _UNAVAILABLE},
@@ -89,7 +89,8 @@ ERRORS: dict[tuple[str, str], dict[int, list[str]]] = {
 }
 _STATUS_TEXT = {401: "Not authenticated: the signature headers, or the applicant assertion", 403: "Not allowed",
                 404: "Not found (another caller's case does not exist for this one)",
-                409: "The Idempotency-Key was used for another body", 410: "The applicant's step is over",
+                409: "The Idempotency-Key was used for another body",
+                410: "Gone: the applicant's step is over, or the case finished and left after its retention",
                 413: "The body is too large",
                 422: "Invalid input: every problem at once; nothing was stored",
                 429: "Too many requests, or too many open cases (Retry-After says when to come back)",

@@ -23,6 +23,7 @@ from gateway.store.connection import StrRedis, redacted
 
 if TYPE_CHECKING:
     from gateway.bootstrap import Services
+    from gateway.security.audit import AuditChain, AuditReport, ExportedChain
 
 T = TypeVar("T")
 
@@ -376,23 +377,74 @@ def outbox_replay() -> None:
     typer.echo(f"replayed {count} parked event(s)")
 
 
-@audit_app.command("verify")
-def audit_verify(case_id: str) -> None:
-    """Recompute a case's keyed audit chain; exit 1 if any entry was altered, removed or reordered."""
+def _audit_chain(settings: Settings, redis: StrRedis) -> AuditChain:
     from gateway.bootstrap import audit_signer, pii_cipher
-    from gateway.security.audit import AuditChain, AuditReport
+    from gateway.security.audit import AuditChain
+
+    return AuditChain(redis, audit_signer(settings), pii_cipher(settings).for_purpose("events"))
+
+
+@audit_app.command("verify")
+def audit_verify(case_id: str = typer.Argument(None, help="a case in Redis"),
+                 file: Path = typer.Option(None, "--file", help="an exported chain (gateway audit export)")) -> None:
+    """Recompute a case's keyed audit chain, in Redis or exported; exit 1 if any entry was altered, removed or
+    reordered."""
+    if (case_id is None) == (file is None):
+        typer.echo("give a CASE_ID or --file", err=True)
+        raise typer.Exit(2)
 
     async def verify(settings: Settings, redis: StrRedis) -> AuditReport:
-        chain = AuditChain(redis, audit_signer(settings), pii_cipher(settings).for_purpose("events"))
-        return await chain.verify(case_id)
+        chain = _audit_chain(settings, redis)
+        return chain.verify_export(file) if file is not None else await chain.verify(case_id)
 
     report = _with_connection(verify)
     for problem in report.problems:
         typer.echo(problem)
-    typer.echo(f"{case_id}: {report.entries} entries, head {report.head or '-'}: "
+    typer.echo(f"{report.case_id}: {report.entries} entries, head {report.head or '-'}: "
                f"{'intact' if report.intact else 'BROKEN'}")
     if not report.intact or not report.entries:
         raise typer.Exit(1)
+
+
+@audit_app.command("export")
+def audit_export(case_id: str,
+                 to: Path = typer.Option(None, "--to", help="folder (default GATEWAY_RETENTION_EXPORT_DIR)")) -> None:
+    """Write a case's audit chain to FOLDER/CASE_ID.json, verifiable with `gateway audit verify --file`."""
+
+    async def export(settings: Settings, redis: StrRedis) -> ExportedChain | None:
+        return await _audit_chain(settings, redis).export(case_id, to or settings.audit_export_dir)
+
+    exported = _with_connection(export)
+    if exported is None:
+        typer.echo(f"{case_id}: no audit chain", err=True)
+        raise typer.Exit(1)
+    typer.echo(str(exported.path))
+
+
+retention_app = typer.Typer(help="Finished cases leaving Redis (GATEWAY_RETENTION_DAYS)", no_args_is_help=True)
+app.add_typer(retention_app, name="retention")
+
+
+@retention_app.command("sweep")
+def retention_sweep(dry_run: bool = typer.Option(False, "--dry-run", help="list what is due, change nothing"),
+                    days: float = typer.Option(None, help="instead of GATEWAY_RETENTION_DAYS"),
+                    limit: int = typer.Option(100_000, help="at most this many cases")) -> None:
+    """Export the audit chain of every finished case older than the retention, then remove the case from Redis."""
+    from gateway.store.retention import SweepReport, sweep
+
+    async def run(settings: Settings, redis: StrRedis) -> SweepReport:
+        retention_days = settings.retention_days if days is None else days
+        if retention_days <= 0:
+            typer.echo("retention is off (GATEWAY_RETENTION_DAYS=0): nothing removed", err=True)
+            return SweepReport()
+        return await sweep(redis, _audit_chain(settings, redis), settings.audit_export_dir,
+                           retention_days * 86400, dry_run=dry_run, limit=limit)
+
+    report = _with_connection(run)
+    for case_id in report.due:
+        typer.echo(case_id)
+    done = "due (dry run: nothing changed)" if dry_run else f"removed {len(report.removed)}, kept {len(report.kept)}"
+    typer.echo(f"{report.examined} case(s) examined, {len(report.due)} {done}")
 
 
 operators_app = typer.Typer(help="Console operators (GATEWAY_OPERATORS_FILE)", no_args_is_help=True)

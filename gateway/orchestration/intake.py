@@ -205,7 +205,12 @@ async def _existing(services: Services, caller: Caller, key: str, digest: str) -
     stored_hash, _, case_id = stored.partition("|")
     if stored_hash != digest:
         raise _conflict()
-    return await read_case(services, case_id, caller)
+    view = await read_case(services, case_id, caller)
+    if view is None:  # finished and removed by retention while its key lives on: never a second case
+        raise ApiError(410, ErrorItem("case.removed", "Idempotency-Key",
+                                      f"该申请（{case_id}）已办结并按保存期限移出网关",
+                                      f"this request's case {case_id} finished and was removed after its retention"))
+    return view
 
 
 def _conflict() -> ApiError:

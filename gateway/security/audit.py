@@ -9,9 +9,12 @@ was computed against. The event itself is sealed (it may quote a department's re
 
 from __future__ import annotations
 
+import asyncio
 import hmac as std_hmac
 import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from cryptography.exceptions import InvalidTag
@@ -59,7 +62,7 @@ class AuditSigner:
         entry = {"seq": seq, "prev": previous, "event": sealed, "mac": mac}
         if trace_id:
             entry["trace_id"] = trace_id
-        return sealed, mac, json.dumps(entry)
+        return sealed, mac, json.dumps(entry, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,22 @@ class OpenedEntry:
     seq: int
     event: dict[str, Any] | None  # None: the entry does not open here (altered, or another key)
     trace_id: str
+
+
+@dataclass(frozen=True)
+class ExportedChain:
+    path: Path
+    head: str | None  # the case's chain head as exported
+
+
+def _write_whole(target: Path, content: dict[str, Any]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".json.partial")
+    with partial.open("w", encoding="utf-8") as out:
+        json.dump(content, out, ensure_ascii=False)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, target)
 
 
 class AuditChain:
@@ -102,9 +121,36 @@ class AuditChain:
         return opened
 
     async def verify(self, case_id: str) -> AuditReport:
+        raw_entries = await self.redis.lrange(keys.audit(case_id), 0, -1)
+        head = await self.redis.hget(keys.case(case_id), "audit_head")
+        return self.verify_entries(case_id, raw_entries, head)
+
+    async def export(self, case_id: str, folder: Path) -> ExportedChain | None:
+        """Write the case's chain, as stored, with its head to `folder/<case id>.json` (None: no chain).
+
+        Written to a temporary file, flushed to disk, then renamed over any earlier export: a crash leaves either
+        no export or a whole one, and exporting again writes the same file. `gateway audit verify --file` checks it.
+        """
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lrange(keys.audit(case_id), 0, -1)
+            pipe.hget(keys.case(case_id), "audit_head")
+            raw_entries, head = await pipe.execute()
+        if not raw_entries:
+            return None
+        target = folder / f"{case_id}.json"
+        # Off the event loop: the fsync waits for the disk.
+        await asyncio.to_thread(_write_whole, target, {"case_id": case_id, "audit_head": head, "entries": raw_entries})
+        return ExportedChain(target, head)
+
+    def verify_export(self, path: Path) -> AuditReport:
+        exported = json.loads(path.read_text(encoding="utf-8"))
+        return self.verify_entries(str(exported["case_id"]), list(exported["entries"]), exported.get("audit_head"))
+
+    def verify_entries(self, case_id: str, raw_entries: list[str], head: str | None) -> AuditReport:
+        """Check a chain: every entry opens as this case's, follows the one before and carries its MAC; `head`, the
+        case's recorded chain head, shows a cut-off tail."""
         problems: list[str] = []
         previous = ""
-        raw_entries = await self.redis.lrange(keys.audit(case_id), 0, -1)
         for position, raw in enumerate(raw_entries, start=1):
             try:
                 entry = json.loads(raw)
@@ -126,7 +172,6 @@ class AuditChain:
                 if not std_hmac.compare_digest(expected, stated_mac):
                     problems.append(f"entry {position} (seq {seq}) was altered: its MAC does not match")
             previous = stated_mac
-        head = await self.redis.hget(keys.case(case_id), "audit_head")
         if raw_entries and head is not None and head != previous:
             problems.append("the chain ends before the case's last change: entries were removed from its end")
         return AuditReport(case_id, len(raw_entries), previous, problems)

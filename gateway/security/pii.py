@@ -110,7 +110,9 @@ class PiiCipher:
         return self.encrypt(self.decrypt(token, associated), associated)
 
     def seal_json(self, value: Any, associated: str) -> str:
-        return self.encrypt(json.dumps(value, ensure_ascii=False).encode(), associated.encode())
+        # Compact separators: every sealed value sits in Redis until retention, a few per cent smaller this way.
+        return self.encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(),
+                            associated.encode())
 
     def open_json(self, token: str, associated: str) -> Any:
         return json.loads(self.decrypt(token, associated.encode()))

@@ -168,7 +168,7 @@ def _encode(value: Any) -> str:
         return value
     if isinstance(value, Enum):
         return str(value.value)
-    return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 class CaseStore:
@@ -206,7 +206,7 @@ class CaseStore:
         task_payload = [
             {"fields": {"matter": t.matter, "department": t.department, "adapter": t.adapter,
                         "operation": t.operation, "request_id": t.request_id,
-                        "prerequisite": json.dumps(t.prerequisite),
+                        "prerequisite": _encode(t.prerequisite),
                         "status": (TaskStatus.QUEUED if t.ready else TaskStatus.PENDING).value,
                         "deadline": t.deadline, "created_at": created_at, "updated_at": created_at,
                         "links": "{}", "attempts": "0"}}

@@ -12,6 +12,7 @@ DELAYED = f"{PREFIX}:delayed"  # sorted set: stream message JSON scored by the t
 DLQ = f"{PREFIX}:dlq"  # sorted set: "case_id|matter" scored by the time it failed
 WORKERS = f"{PREFIX}:workers:"  # + consumer name: a worker's heartbeat (JSON), expiring when it stops
 OPEN_CASES = f"{PREFIX}:cases:open"  # sorted set: case id scored by its deadline (unix seconds)
+RETENTION_SWEEP = f"{PREFIX}:retention:sweep"  # held (expiring) by the worker that swept last: one sweep per interval
 REPLICATION_FENCE = f"{PREFIX}:replication:fence"  # counter written only so WAIT can vouch for earlier writes
 
 

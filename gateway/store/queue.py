@@ -30,7 +30,7 @@ def message_of(entry: Entry) -> TaskMessage | None:
                        fields.get("traceparent", ""))
 
 
-def _delayed(case_id: str, matter: str, kind: str) -> str:
+def delayed_member(case_id: str, matter: str, kind: str) -> str:
     return json.dumps({"case_id": case_id, "matter": matter, "kind": kind}, sort_keys=True)
 
 
@@ -64,12 +64,12 @@ class TaskQueue:
             return
         # NX: the same pending message scheduled twice stays one message, at its earlier time. No traceparent in
         # the member (it would defeat NX): a delayed step continues its case's trace instead.
-        await self.redis.zadd(keys.DELAYED, {_delayed(case_id, matter, kind): time.time() + delay_s}, nx=True)
+        await self.redis.zadd(keys.DELAYED, {delayed_member(case_id, matter, kind): time.time() + delay_s}, nx=True)
 
     async def enqueue_at(self, case_id: str, matter: str, kind: str, due_at: float) -> None:
         """A timer in the delayed set (in Redis, so it survives any restart): one per task and kind; set again,
         it only moves earlier (LT), and its step decides afresh what is due when it fires."""
-        await self.redis.zadd(keys.DELAYED, {_delayed(case_id, matter, kind): due_at}, lt=True)
+        await self.redis.zadd(keys.DELAYED, {delayed_member(case_id, matter, kind): due_at}, lt=True)
 
     async def promote_due(self, limit: int = 200) -> int:
         return int(await self._promote(keys=[keys.DELAYED, keys.TASK_STREAM], args=[time.time(), limit]))

@@ -151,3 +151,21 @@ redis.call('HSET', KEYS[1], 'step_reminded', ARGV[4], 'links', ARGV[5], 'updated
 --CHAIN_APPEND--
 return 1
 """, case_k=2, audit_k=4, outbox_k=3, chain_a=7)
+
+# Retention: remove a finished case with every key it left, but only if its audit chain is still the one exported
+# (its head unchanged): a change after the export keeps the case for the next sweep.
+# KEYS: case, audit list, open-cases zset, the caller's open-cases zset, delayed zset, then the case's other keys
+# (tasks, their links and request-id indexes, the certificate lock). ARGV: exported chain head, case id, then its
+# timers' members of the delayed set (a reminder timer outlives a step the applicant finished early).
+# Returns 1 removed, 0 the chain moved on, -1 no such case (removed already).
+REMOVE_CASE = """
+local head = redis.call('HGET', KEYS[1], 'audit_head')
+if not head then return -1 end
+if head ~= ARGV[1] then return 0 end
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('ZREM', KEYS[4], ARGV[2])
+for i = 3, #ARGV do redis.call('ZREM', KEYS[5], ARGV[i]) end
+for i = 6, #KEYS do redis.call('DEL', KEYS[i]) end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+"""

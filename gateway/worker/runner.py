@@ -22,7 +22,8 @@ from gateway.observability.metrics import (
     WORKER_HEARTBEAT,
 )
 from gateway.observability.tracing import span
-from gateway.store import keys
+from gateway.security.audit import AuditChain
+from gateway.store import keys, retention
 from gateway.store.consumer import ConsumerLoop, Entry
 from gateway.store.queue import message_of
 
@@ -38,10 +39,14 @@ class Worker:
             order_key=lambda entry: entry[0],  # steps are independent: the state machine orders a task's moves
             concurrency=concurrency or services.settings.worker_concurrency, max_failures=MAX_STEP_FAILURES,
             each_round=services.queue.promote_due, housekeeping=self._housekeeping)
+        self.retention: asyncio.Task[None] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("worker started", consumer=self.services.queue.consumer, concurrency=self.loop.concurrency)
         await self.loop.run(stop)
+        if self.retention is not None:  # stopped between an export and its removal, the next sweep redoes both
+            self.retention.cancel()
+            await asyncio.gather(self.retention, return_exceptions=True)
         log.info("worker stopped", consumer=self.services.queue.consumer)
 
     async def _handle(self, entry: Entry) -> bool:
@@ -77,6 +82,26 @@ class Worker:
         outbox = await redis.xpending(keys.OUTBOX_STREAM, keys.OUTBOX_GROUP)
         OUTBOX_BACKLOG.set(int(outbox["pending"]) if outbox else 0)
         OUTBOX_PARKED.set(await redis.llen(keys.OUTBOX_DEAD))
+        await self._maybe_sweep()
+
+    async def _maybe_sweep(self) -> None:
+        """Start a retention sweep when none ran in the last interval: the expiring RETENTION_SWEEP key is both the
+        lease (one worker at a time) and the schedule. It runs beside the loop, never holding up its steps."""
+        settings = self.services.settings
+        if settings.retention_days <= 0 or (self.retention is not None and not self.retention.done()):
+            return
+        if await self.services.redis.set(keys.RETENTION_SWEEP, self.services.queue.consumer, nx=True,
+                                         ex=max(1, int(settings.retention_sweep_interval_s))):
+            self.retention = asyncio.create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        services = self.services
+        try:
+            await retention.sweep(services.redis, AuditChain(services.redis, services.store.audit,
+                                                             services.store.events),
+                                  services.settings.audit_export_dir, services.settings.retention_days * 86400)
+        except Exception:  # the next interval tries again; the worker goes on
+            log.exception("retention sweep failed")
 
     async def _heartbeat(self) -> None:
         """`gw:workers:<consumer>` lives for one reclaim idle time (four rounds of housekeeping): a worker whose loop

@@ -78,7 +78,7 @@ def test_the_document_is_valid_openapi_31_and_complete(gw: RunningGateway, docum
                 for media in response.get("content", {}).values():
                     assert media["schema"], (method, path, status)  # no empty schema left
     submit = document["paths"]["/v1/cases"]["post"]
-    assert set(submit["responses"]) == {"200", "202", "401", "403", "409", "413", "422", "429", "503"}
+    assert set(submit["responses"]) == {"200", "202", "401", "403", "409", "410", "413", "422", "429", "503"}
     assert submit["responses"]["202"]["links"]["GetCase"]["operationId"] == "getCase"
     assert submit["requestBody"]["content"]["application/json"]["example"]
     schemas = document["components"]["schemas"]
