@@ -114,8 +114,9 @@ def create_app(settings: Settings, redis_url: str,
         path = request.scope.get("raw_path", request.url.path.encode()).decode("utf-8", "replace")
         if request.url.query:
             path += "?" + request.url.query
-        await services.authenticator.verify(signed, request.method, path, await request.body())
-        await services.quotas.admit(signed.caller)
+        services.authenticator.verify(signed, request.method, path, await request.body())
+        # After the signature, so nobody can burn another caller's nonces; with its rate token, in one round trip.
+        await services.quotas.admit(signed.caller, services.authenticator.spend_nonce(signed))
         request.state.operator = signed.operator
         return signed.caller
 

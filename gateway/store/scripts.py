@@ -24,23 +24,29 @@ def _chained(script: str, case_k: int, audit_k: int, outbox_k: int, chain_a: int
             + script.replace("--CHAIN_STALE--", _CHAIN_STALE).replace("--CHAIN_APPEND--", _CHAIN_APPEND))
 
 
-# KEYS: idempotency, case, outbox stream, task stream, open-cases zset, audit list, [assertion jti when ARGV[8] > 0],
-#       then per task: task key, request-id index key.
+# KEYS: idempotency, case, outbox stream, task stream, open-cases zset, audit list, the caller's open-cases zset,
+#       [assertion jti when ARGV[8] > 0], then per task: task key, request-id index key.
 # ARGV: request hash, case id, idempotency ttl, case fields JSON, deadline score, tasks JSON [{fields}],
 #       first messages JSON [{matter, kind, traceparent?}], assertion jti ttl (0: no assertion), then the chain
-#       arguments of the created event (seq 1 on an empty head: a new case id has no chain to race with).
-# Returns {"created", case_id}, {"exists", stored value} or {"replayed", ""} (the assertion was used before).
+#       arguments of the created event (seq 1 on an empty head: a new case id has no chain to race with), then the
+#       caller's maximum of open cases (0: none) and now (the case's score in the caller's open-cases zset).
+# Returns {"created", case_id}, {"exists", stored value}, {"full", ""} (the caller has its maximum of open cases)
+# or {"replayed", ""} (the assertion was used before); nothing is written unless created.
 # The idempotency key is looked at first, so a retry of the same request answers its case even though its
-# assertion is spent; the jti is consumed in the same step that creates the case, so it is used exactly once.
+# assertion is spent or its caller is full; the jti is consumed in the same step that creates the case, so it is
+# used exactly once; the caller's open case is counted in that step too, so no crash leaves it counted and unstored.
 CREATE_CASE = _chained("""
 local existing = redis.call('GET', KEYS[1])
 if existing then return {'exists', existing} end
+local open_limit = tonumber(ARGV[14])
+if open_limit > 0 and redis.call('ZCARD', KEYS[7]) >= open_limit then return {'full', ''} end
 local jti_ttl = tonumber(ARGV[8])
-local first_task_key = 7
+local first_task_key = 8
 if jti_ttl > 0 then
-  if redis.call('SET', KEYS[7], ARGV[2], 'NX', 'EX', jti_ttl) == false then return {'replayed', ''} end
-  first_task_key = 8
+  if redis.call('SET', KEYS[8], ARGV[2], 'NX', 'EX', jti_ttl) == false then return {'replayed', ''} end
+  first_task_key = 9
 end
+redis.call('ZADD', KEYS[7], tonumber(ARGV[15]), ARGV[2])
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', tonumber(ARGV[3]))
 local case_fields = cjson.decode(ARGV[4])
 for k, v in pairs(case_fields) do redis.call('HSET', KEYS[2], k, v) end
