@@ -18,6 +18,8 @@ Layouts, each started as a subprocess on a free port, in the same run:
   healthz   a bare FastAPI `GET /healthz` under uvicorn's defaults: what this machine's HTTP stack does with no work
 
 Answers are counted by status: 202 accepted, 429/503 shed, anything else (and a reset or time-out) an error.
+Beside the rates, the server's CPU (user + system of its process tree, from /proc) per answer: on a shared machine
+the rates follow whatever else runs, the CPU per answer much less.
 The database named by --redis-url is flushed before each layout: never point it at one holding data.
 """
 
@@ -133,6 +135,7 @@ class Phase:
     statuses: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
+    server_cpu_s: float = 0.0
 
     def record(self, status: int | str, latency_s: float) -> None:
         self.statuses[str(status)] += 1
@@ -144,7 +147,9 @@ class Phase:
         return {"phase": self.name, "answered_per_s": round(sum(self.statuses.values()) / self.elapsed_s, 1),
                 "accepted_per_s": round(ok / self.elapsed_s, 1), "accepted": ok, "shed": shed,
                 "errors": sum(self.statuses.values()) - ok - shed, "statuses": dict(self.statuses),
-                "latency_ms": summary(self.latencies, 1e3), "seconds": round(self.elapsed_s, 2)}
+                "latency_ms": summary(self.latencies, 1e3), "seconds": round(self.elapsed_s, 2),
+                "server_cpu_ms_per_answer": round(self.server_cpu_s * 1e3 / max(1, sum(self.statuses.values())), 3),
+                "server_cores_busy": round(self.server_cpu_s / self.elapsed_s, 2)}
 
 
 async def timed_send(connection: Connection, request: bytes, phase: Phase, since: float) -> None:
@@ -207,6 +212,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and its living descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [pid]
+    while pending:
+        process = pending.pop()
+        try:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for thread in os.scandir(f"/proc/{process}/task"):
+                pending += [int(c) for c in Path(f"{thread.path}/children").read_text().split()]
+        except OSError:  # it ended meanwhile
+            continue
+    return total
+
+
 def has_processes_option() -> bool:
     """`gateway api --processes N` exists on branches that run several API processes."""
     shown = subprocess.run([sys.executable, "-m", "gateway", "api", "--help"], capture_output=True, text=True,
@@ -232,7 +253,7 @@ def wait_healthy(port: int, process: subprocess.Popen[bytes], timeout_s: float =
 
 @contextmanager
 def server(layout: str, processes: int, folder: Path, identity: IdentityService, redis_url: str,
-           log: Path) -> Iterator[int]:
+           log: Path) -> Iterator[tuple[int, int]]:
     port = free_port()
     env = {**os.environ, "GATEWAY_REDIS_URL": redis_url, "GATEWAY_API_PORT": str(port),
            "GATEWAY_CALLERS_FILE": str(folder / "callers.json"), "GATEWAY_VAR_DIR": str(folder / f"var-{layout}"),
@@ -250,7 +271,7 @@ def server(layout: str, processes: int, folder: Path, identity: IdentityService,
         process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
         wait_healthy(port, process)
-        yield port
+        yield port, process.pid
     finally:
         process.terminate()
         try:
@@ -269,7 +290,7 @@ def phases(cases: int, seconds: float) -> list[tuple[str, str, int, int]]:
             + [(f"open-{rate}/s", "open", rate, int(rate * seconds)) for rate in OPEN_RATES])
 
 
-async def run_layout(port: int, layout: str, plan: list[tuple[str, str, int, int]], identity: IdentityService,
+async def run_layout(port: int, pid: int, layout: str, plan: list[tuple[str, str, int, int]], identity: IdentityService,
                      progress: Progress) -> list[dict[str, Any]]:
     results = []
     run = uuid.uuid4().hex[:8]
@@ -284,22 +305,24 @@ async def run_layout(port: int, layout: str, plan: list[tuple[str, str, int, int
             progress.advance(bar)
 
         phase = Phase(name)
+        cpu_before = tree_cpu_s(pid)
         if kind == "closed":
             await closed_loop(port, requests, amount, phase, advance)
         else:
             await open_loop(port, requests, amount, phase, advance)
+        phase.server_cpu_s = tree_cpu_s(pid) - cpu_before
         results.append(phase.figures(200 if layout == "healthz" else 202))
     return results
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     print(f"\n{'layout':<16} {'phase':<12} {'ok/s':>8} {'answers/s':>10} {'ok':>7} {'shed':>6} {'errors':>6} "
-          f"{'p50 ms':>8} {'p99 ms':>8}")
+          f"{'p50 ms':>8} {'p99 ms':>8} {'cpu ms/ans':>10} {'cores':>5}")
     for row in rows:
         latency = row["latency_ms"]
         print(f"{row['layout']:<16} {row['phase']:<12} {row['accepted_per_s']:>8,.0f} {row['answered_per_s']:>10,.0f} "
               f"{row['accepted']:>7} {row['shed']:>6} {row['errors']:>6} {latency.get('p50', 0):>8} "
-              f"{latency.get('p99', 0):>8}")
+              f"{latency.get('p99', 0):>8} {row['server_cpu_ms_per_answer']:>10} {row['server_cores_busy']:>5}")
         other = {k: v for k, v in row["statuses"].items() if k not in ("200", "202", "429", "503")}
         if other:
             print(f"{'':<16} other answers: {other}")
@@ -332,16 +355,17 @@ def main() -> None:
             with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), transient=True) as progress:
                 for layout, n in runs:
-                    with server(layout, n, folder, identity, args.redis_url, log) as port:
+                    with server(layout, n, folder, identity, args.redis_url, log) as (port, pid):
                         label = f"{layout} x{n}" if layout == "api" else layout
-                        for row in asyncio.run(run_layout(port, layout, plan, identity, progress)):
+                        for row in asyncio.run(run_layout(port, pid, layout, plan, identity, progress)):
                             rows.append({"layout": label, **row})
         except BaseException:
             print(log.read_text(errors="replace")[-4000:], file=sys.stderr)
             raise
     print_table(rows)
-    write_results("submit", {"cases_per_closed_phase": cases, "open_phase_seconds": seconds, "quick": args.quick,
-                             "redis_url": args.redis_url, "rows": rows})
+    write_results("submit-quick" if args.quick else "submit",
+                  {"cases_per_closed_phase": cases, "open_phase_seconds": seconds, "quick": args.quick,
+                   "redis_url": args.redis_url, "rows": rows})
 
 
 if __name__ == "__main__":
