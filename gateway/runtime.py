@@ -7,7 +7,7 @@ import contextlib
 import signal
 import ssl
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from typing import Any
 
 import uvicorn
@@ -15,16 +15,6 @@ import uvicorn
 from gateway.bootstrap import build_services
 from gateway.sdk import DepartmentAdapter
 from gateway.settings import Settings
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop when it is installed (it is a dependency on Linux and macOS): its sockets and
-    callbacks cost the API markedly less CPU per request than asyncio's own loop. None: asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 class Server(uvicorn.Server):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 import typer
 
-from gateway.runtime import event_loop_factory, run_gateway
+from gateway.runtime import run_gateway
 from gateway.settings import Settings
 from gateway.store.connection import StrRedis, redacted
 
@@ -54,14 +54,12 @@ def _on_signals(stop: asyncio.Event) -> None:
 
 
 def _run(coroutine: Any) -> Any:
-    """Run (on uvloop when it is installed), turning a refused configuration (profile, callers, JWKS) into its
-    message and exit code 2."""
+    """Run, turning a refused configuration (profile, callers, JWKS) into its message and exit code 2."""
     from gateway.bootstrap import ConfigurationError
     from gateway.profiles.loader import ProfileError
 
     try:
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            return runner.run(coroutine)
+        return asyncio.run(coroutine)
     except (ConfigurationError, ProfileError) as exc:
         typer.echo(f"gateway refuses to start: {exc}", err=True)
         raise typer.Exit(2) from exc
