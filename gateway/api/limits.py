@@ -55,7 +55,9 @@ class BodyLimit:
 
 def parse_json(raw: bytes) -> Any:
     """orjson, several times faster than json; what it refuses, json decides as it always did: nesting past its
-    recursion (body.too_deep), not JSON (body.invalid), or JSON orjson does not take (an integer past 64 bits)."""
+    recursion (body.too_deep), not JSON (body.invalid), or what json takes and orjson does not (NaN, a lone
+    surrogate). One difference stays: orjson reads an integer past 64 bits as a float (no application field holds
+    one)."""
     if not raw:
         return None
     try:
