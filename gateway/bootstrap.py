@@ -115,7 +115,7 @@ async def build_services(settings: Settings, redis_url: str, *, consumer: str, a
     if api:
         if settings.callers_file is None:
             raise ConfigurationError("GATEWAY_CALLERS_FILE is not set: no caller could be authenticated")
-        authenticator = CallerAuthenticator(callers, redis, settings.signature_window_s)
+        authenticator = CallerAuthenticator(callers, settings.signature_window_s)
         if settings.identity_jwks_file is None or not settings.identity_issuer:
             raise ConfigurationError("GATEWAY_IDENTITY_JWKS_FILE and GATEWAY_IDENTITY_ISSUER must be set: "
                                      "applicant assertions could not be verified")

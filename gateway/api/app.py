@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from gateway.api.errors import ApiError, ErrorItem, not_found, unauthorized
-from gateway.api.limits import BodyLimit, check_json_shape
+from gateway.api.limits import BodyLimit, check_json_shape, parse_json
 from gateway.api.openapi import contract
 from gateway.api.schemas import (
     CallbackResult,
@@ -114,8 +114,9 @@ def create_app(settings: Settings, redis_url: str,
         path = request.scope.get("raw_path", request.url.path.encode()).decode("utf-8", "replace")
         if request.url.query:
             path += "?" + request.url.query
-        await services.authenticator.verify(signed, request.method, path, await request.body())
-        await services.quotas.admit(signed.caller)
+        services.authenticator.verify(signed, request.method, path, await request.body())
+        # After the signature, so nobody can burn another caller's nonces; with its rate token, in one round trip.
+        await services.quotas.admit(signed.caller, services.authenticator.spend_nonce(signed))
         request.state.operator = signed.operator
         return signed.caller
 
@@ -131,24 +132,17 @@ def create_app(settings: Settings, redis_url: str,
         return identity.verify(token)
 
     @app.post("/v1/cases", status_code=202)
-    async def create_case(request: Request) -> JSONResponse:
+    async def create_case(request: Request) -> Response:
         caller = await caller_of(request)
         assertion = assertion_of(request)
-        try:
-            body = json.loads(await request.body() or b"null")
-        except RecursionError as exc:
-            raise ApiError(422, ErrorItem("body.too_deep", "", "请求体嵌套层数过多", "the body is nested too deep")
-                           ) from exc
-        except ValueError as exc:
-            raise ApiError(422, ErrorItem("body.invalid", "", "请求体不是合法的 JSON", "the body is not valid JSON")
-                           ) from exc
+        body = parse_json(await request.body())
         check_json_shape(body, settings.max_json_depth, settings.max_json_list_items)
         accepted = await submit_case(svc(request), caller, request.headers.get("idempotency-key", "").strip(), body,
                                      assertion, operator=request.state.operator,
                                      nonce=request.headers.get("x-nonce", ""))
         case_id = accepted.view["id"]
-        return JSONResponse(accepted.view, status_code=202 if accepted.created else 200,
-                            headers={"Location": f"/v1/cases/{case_id}"})
+        return Response(orjson.dumps(accepted.view), status_code=202 if accepted.created else 200,
+                        media_type="application/json", headers={"Location": f"/v1/cases/{case_id}"})
 
     @app.get("/v1/cases", response_model=OverdueCases)
     async def list_cases(request: Request, overdue: bool = False) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.errors import ApiError, ErrorItem
@@ -50,6 +51,27 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+def parse_json(raw: bytes) -> Any:
+    """orjson, several times faster than json; what it refuses, json decides as it always did: nesting past its
+    recursion (body.too_deep), not JSON (body.invalid), or what json takes and orjson does not (NaN, a lone
+    surrogate). One difference stays: orjson reads an integer past 64 bits as a float (no application field holds
+    one)."""
+    if not raw:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(raw)
+    except RecursionError as exc:
+        raise ApiError(422, ErrorItem("body.too_deep", "", "请求体嵌套层数过多", "the body is nested too deep")
+                       ) from exc
+    except ValueError as exc:
+        raise ApiError(422, ErrorItem("body.invalid", "", "请求体不是合法的 JSON", "the body is not valid JSON")
+                       ) from exc
 
 
 def check_json_shape(body: Any, max_depth: int, max_items: int) -> None:

@@ -21,7 +21,7 @@ from gateway.observability.metrics import APPLICATION_PROBLEMS, APPLICATIONS_REJ
 from gateway.orchestration.engine import DOCUMENTS, E_LICENSE_ADAPTER
 from gateway.sdk import new_request_id
 from gateway.security.applicant_identity import ApplicantAssertion
-from gateway.security.caller_quotas import check_case_rights
+from gateway.security.caller_quotas import check_case_rights, open_cases_full
 from gateway.security.callers import Caller
 from gateway.store import keys
 from gateway.store.cases import CaseRecord, NewTask, TaskRecord, now_iso
@@ -105,19 +105,18 @@ def _assertion_problems(application: Application | None, body: Any,
 async def submit_case(services: Services, caller: Caller, idempotency_key: str, body: Any,
                       assertion: ApplicantAssertion | None, *, operator: str | None = None,
                       nonce: str = "") -> Accepted:
+    """One round trip to Redis for a new case: the create step answers a retry, a conflict, a full caller and a
+    spent assertion itself, and the 202 is built from what it wrote."""
     if not idempotency_key or len(idempotency_key) > 200:
         raise ApiError(422, ErrorItem("header.idempotency_key.required", "Idempotency-Key",
                                       "缺少 Idempotency-Key 请求头（不超过200个字符）",
                                       "the Idempotency-Key header is required (at most 200 characters)"))
     check_case_rights(caller, body)
     digest = request_hash(body)
-    existing = await _existing(services, caller, idempotency_key, digest)
-    if existing is not None:
-        if not await services.store.replicated():
-            raise _not_replicated()
-        return Accepted(created=False, view=existing)
     channel = body.get("channel", "online") if isinstance(body, dict) else "online"
     if channel == "online" and assertion is None and caller.kind != "window":
+        if retry := await _retry_of_accepted(services, caller, idempotency_key, digest):
+            return retry
         raise ApiError(401, ErrorItem("applicant.assertion.missing", "X-Applicant-Assertion",
                                       "线上申请须提供申请人身份凭证",
                                       "an online application needs the applicant's identity assertion"))
@@ -131,6 +130,8 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
     if materials is not None:
         problems += [ErrorItem(p.code, p.field, p.message_zh, p.message_en) for p in materials.errors]
     if problems or outcome.application is None or materials is None:
+        if retry := await _retry_of_accepted(services, caller, idempotency_key, digest):
+            return retry
         APPLICATIONS_REJECTED.inc()
         for p in problems:
             APPLICATION_PROBLEMS.labels(p.code).inc()
@@ -152,22 +153,21 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
     statutory = services.calendar.add_working_days(today, statutory_days).isoformat() if statutory_days else None
     first = ([{"matter": "", "kind": DOCUMENTS}] if fetch_documents else
              [{"matter": t.matter, "kind": "submit"} for t in tasks if t.ready])
-    created_at = now_iso()
-    await services.quotas.open_case(caller, case_id)
+    case_fields: dict[str, Any] = {
+        "id": case_id, "caller": caller.app_id, "profile": application.profile, "channel": application.channel,
+        "operator": operator or "",
+        "delivery": application.delivery, "created_at": now_iso(), "deadline": deadline.isoformat(),
+        "statutory_deadline": statutory or "", "matters": application.matters,
+        "applicant": application.applicant, "agent": application.agent, "sections": application.sections,
+        "authorization": assertion.authorization() if assertion else None,
+        "warnings": [{"code": w.code, "field": w.field, "message_zh": w.message_zh, "message_en": w.message_en}
+                     for w in outcome.warnings],
+        "certificates": [], "documents": {},
+        "attachments": materials.attachments, "materials_received": materials.received,
+    }
     result = await services.store.create(
         caller=caller.app_id, idempotency_key=idempotency_key, request_hash=digest, case_id=case_id,
-        case_fields={
-            "id": case_id, "caller": caller.app_id, "profile": application.profile, "channel": application.channel,
-            "operator": operator or "",
-            "delivery": application.delivery, "created_at": created_at, "deadline": deadline.isoformat(),
-            "statutory_deadline": statutory or "", "matters": application.matters,
-            "applicant": application.applicant, "agent": application.agent, "sections": application.sections,
-            "authorization": assertion.authorization() if assertion else None,
-            "warnings": [{"code": w.code, "field": w.field, "message_zh": w.message_zh, "message_en": w.message_en}
-                         for w in outcome.warnings],
-            "certificates": [], "documents": {},
-            "attachments": materials.attachments, "materials_received": materials.received,
-        },
+        case_fields=case_fields,
         tasks=tasks,
         deadline_ts=deadline_score(deadline),
         ttl_s=services.settings.idempotency_ttl_s,
@@ -176,11 +176,12 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
         spent_assertion=(keys.assertion_used(assertion.issuer, assertion.jti),
                          assertion.expires_at - int(time.time()) + 60) if assertion else None,
         nonce=nonce,
+        max_open_cases=caller.max_open_cases,
     )
-    if not result.created:
-        await services.quotas.not_stored(caller, case_id)
     if result.conflict:
         raise _conflict()
+    if result.full:
+        raise open_cases_full(caller)
     if result.replayed:
         raise ApiError(401, ErrorItem("applicant.assertion.replayed", "X-Applicant-Assertion",
                                       "申请人身份凭证已使用过，请重新认证",
@@ -190,15 +191,26 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
     if not result.created:
         view = await read_case(services, str(result.case_id), caller)
         if view is None:
-            raise _conflict()
+            raise _removed(str(result.case_id))
         return Accepted(created=False, view=view)
     CASES_CREATED.labels(application.profile, application.channel).inc()
-    view = await read_case(services, case_id, caller)
-    assert view is not None
-    return Accepted(created=True, view=view)
+    return Accepted(created=True, view=_as_written(case_fields, tasks))
 
 
-async def _existing(services: Services, caller: Caller, key: str, digest: str) -> dict[str, Any] | None:
+def _as_written(case_fields: dict[str, Any], tasks: list[NewTask]) -> dict[str, Any]:
+    """The view of a case just created, from what the create step wrote: the same answer a read-back gives."""
+    case = CaseRecord(**{**case_fields, "operator": case_fields["operator"] or None,
+                         "statutory_deadline": case_fields["statutory_deadline"] or None})
+    created_at = case.created_at
+    return case_view(case, [TaskRecord(case_id=case.id, matter=t.matter, department=t.department, adapter=t.adapter,
+                                       operation=t.operation, status=t.initial_status, request_id=t.request_id,
+                                       prerequisite=t.prerequisite, deadline=t.deadline, created_at=created_at,
+                                       updated_at=created_at) for t in tasks])
+
+
+async def _retry_of_accepted(services: Services, caller: Caller, key: str, digest: str) -> Accepted | None:
+    """A request refused before the create step may retry one accepted before (the day's rules or its headers may
+    differ since): the key's case answers it, as the create step would, and another body under the key is a 409."""
     stored = await services.redis.get(keys.idempotency(caller.app_id, key))
     if not stored:
         return None
@@ -206,11 +218,18 @@ async def _existing(services: Services, caller: Caller, key: str, digest: str) -
     if stored_hash != digest:
         raise _conflict()
     view = await read_case(services, case_id, caller)
-    if view is None:  # finished and removed by retention while its key lives on: never a second case
-        raise ApiError(410, ErrorItem("case.removed", "Idempotency-Key",
-                                      f"该申请（{case_id}）已办结并按保存期限移出网关",
-                                      f"this request's case {case_id} finished and was removed after its retention"))
-    return view
+    if view is None:
+        raise _removed(case_id)
+    if not await services.store.replicated():
+        raise _not_replicated()
+    return Accepted(created=False, view=view)
+
+
+def _removed(case_id: str) -> ApiError:
+    """The key's case finished and was removed by retention while the key lives on: never a second case."""
+    return ApiError(410, ErrorItem("case.removed", "Idempotency-Key",
+                                   f"该申请（{case_id}）已办结并按保存期限移出网关",
+                                   f"this request's case {case_id} finished and was removed after its retention"))
 
 
 def _conflict() -> ApiError:

@@ -5,7 +5,7 @@ PATH_WITH_QUERY \n X-Timestamp \n X-Nonce \n hex SHA256(body), and for a `window
 \n X-Operator-Id (the clerk at the counter).
 
 Headers are checked before the body is read (presence, ASCII, lengths, known caller, timestamp window, signature
-format); only then is the body read (bounded by the API) and the HMAC and the nonce verified.
+format); only then is the body read (bounded by the API) and the HMAC verified, and then the nonce spent.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import yaml
 from gateway.api.errors import ApiError, unauthorized
 from gateway.security.signing import caller_request, verify_hmac_hex
 from gateway.store import keys
-from gateway.store.connection import StrRedis
 
 # Printable ASCII, bounded: anything else in a signature header is refused with a 401, never reaches a parser.
 _TOKEN = re.compile(r"[\x21-\x7e]{1,128}")
@@ -168,9 +167,8 @@ def _invalid(header: str) -> ApiError:
 
 
 class CallerAuthenticator:
-    def __init__(self, callers: dict[str, Caller], redis: StrRedis, window_s: int = 300) -> None:
+    def __init__(self, callers: dict[str, Caller], window_s: int = 300) -> None:
         self.callers = callers
-        self.redis = redis
         self.window_s = window_s
 
     def check_headers(self, headers: dict[str, str]) -> SignedHeaders:
@@ -202,12 +200,18 @@ class CallerAuthenticator:
                 raise _invalid("X-Operator-Id")
         return SignedHeaders(caller, timestamp, nonce, given.lower(), operator)
 
-    async def verify(self, signed: SignedHeaders, method: str, path_with_query: str, body: bytes) -> None:
+    def verify(self, signed: SignedHeaders, method: str, path_with_query: str, body: bytes) -> None:
+        """The HMAC; the nonce is spent next, with the caller's rate token (CallerQuotas.admit)."""
         caller = signed.caller
         message = caller_request(method, path_with_query, signed.timestamp, signed.nonce, body, signed.operator)
         if not verify_hmac_hex(caller.secret, message, signed.signature):
             raise unauthorized("auth.signature_invalid", "签名校验失败", "signature does not verify", "X-Signature")
-        # Checked after the signature, so nobody can burn another caller's nonces.
-        if not await self.redis.set(keys.nonce(caller.app_id, signed.nonce), "1", nx=True, ex=self.window_s * 2):
-            raise unauthorized("auth.nonce_reused", "请求随机数已使用（疑似重放）", "nonce already used (replay?)",
-                               "X-Nonce")
+
+    def spend_nonce(self, signed: SignedHeaders) -> tuple[Any, ...]:
+        """The command that spends the request's nonce: it answers None when the nonce was used before. Kept for
+        twice the timestamp window, beyond which the timestamp alone refuses a replay."""
+        return ("SET", keys.nonce(signed.caller.app_id, signed.nonce), "1", "NX", "EX", self.window_s * 2)
+
+
+def nonce_reused() -> ApiError:
+    return unauthorized("auth.nonce_reused", "请求随机数已使用（疑似重放）", "nonce already used (replay?)", "X-Nonce")

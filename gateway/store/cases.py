@@ -21,8 +21,9 @@ from gateway.observability.tracing import current_trace_id, current_traceparent,
 from gateway.security.applicant_index import ApplicantIndex
 from gateway.security.audit import AuditSigner
 from gateway.security.pii import PiiCipher, is_sealed
-from gateway.store import keys, scripts
+from gateway.store import keys, pipelined, scripts
 from gateway.store.connection import StrRedis
+from gateway.store.pipelined import Script
 
 # Fields sealed at rest: the applicant's data and everything a department answered about the person (e-license
 # identifiers carry the ID number, department references and data carry account and person numbers, reasons and
@@ -145,6 +146,10 @@ class NewTask:
     deadline: str
     ready: bool  # no prerequisite in this case: queued at once
 
+    @property
+    def initial_status(self) -> TaskStatus:
+        return TaskStatus.QUEUED if self.ready else TaskStatus.PENDING
+
 
 @dataclass(frozen=True)
 class CreateResult:
@@ -152,6 +157,7 @@ class CreateResult:
     case_id: str | None  # the existing case when not created and the body matches
     conflict: bool = False  # the key was used for another body
     replayed: bool = False  # the applicant assertion already created another case
+    full: bool = False  # the caller has its maximum of open cases
     replicated: bool = True  # as many replicas as asked for hold it (always true when not asked to wait)
 
 
@@ -181,7 +187,7 @@ class CaseStore:
         self.applicant_index = ApplicantIndex(audit.key)
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
-        self._create = redis.register_script(scripts.CREATE_CASE)
+        self._create = Script(scripts.CREATE_CASE)
         self._transition = redis.register_script(scripts.TRANSITION)
         self._append_event = redis.register_script(scripts.APPEND_EVENT)
         self._step_reminder = redis.register_script(scripts.STEP_REMINDER)
@@ -189,11 +195,14 @@ class CaseStore:
     async def create(self, *, caller: str, idempotency_key: str, request_hash: str, case_id: str,
                      case_fields: dict[str, Any], tasks: list[NewTask], deadline_ts: float,
                      ttl_s: int, first_messages: list[dict[str, str]],
-                     spent_assertion: tuple[str, int] | None = None, nonce: str = "") -> CreateResult:
-        """Store the case, its tasks and its first queue messages in one atomic step with the idempotency key.
+                     spent_assertion: tuple[str, int] | None = None, nonce: str = "",
+                     max_open_cases: int | None = None) -> CreateResult:
+        """Store the case, its tasks and its first queue messages in one atomic step with the idempotency key, in
+        one round trip (with the WAIT for replicas when asked for).
 
         `spent_assertion` is (key, seconds until the assertion expires): the assertion is consumed in the same step.
         `nonce` is the signed request's nonce, recorded on the audit chain with the caller, clerk and assertion.
+        `max_open_cases`: the caller's maximum of open cases (None: no maximum), checked and joined in the same step.
         """
         sealed = dict(case_fields)
         traceparent = current_traceparent()
@@ -207,7 +216,7 @@ class CaseStore:
             {"fields": {"matter": t.matter, "department": t.department, "adapter": t.adapter,
                         "operation": t.operation, "request_id": t.request_id,
                         "prerequisite": _encode(t.prerequisite),
-                        "status": (TaskStatus.QUEUED if t.ready else TaskStatus.PENDING).value,
+                        "status": t.initial_status.value,
                         "deadline": t.deadline, "created_at": created_at, "updated_at": created_at,
                         "links": "{}", "attempts": "0"}}
             for t in tasks
@@ -228,25 +237,23 @@ class CaseStore:
         # The console's look-up by ID number: the case under the number's MAC, written with the case.
         id_number = str((case_fields.get("applicant") or {}).get("id_number") or "")
         index_keys = [keys.applicant_cases(self.applicant_index.mac(id_number))] if id_number else []
-        # WAIT counts the replicas holding this connection's writes: the script and WAIT share one connection.
-        async with self.redis.pipeline(transaction=False) as pipe:
-            await self._create(
-                keys=[keys.idempotency(caller, idempotency_key), keys.case(case_id), keys.OUTBOX_STREAM,
-                      keys.TASK_STREAM, keys.OPEN_CASES, keys.audit(case_id), *assertion_keys, *task_keys,
-                      *index_keys],
-                args=[request_hash, case_id, ttl_s, json.dumps({k: _encode(v) for k, v in sealed.items()}),
-                      deadline_ts, json.dumps(task_payload), json.dumps(first_messages), assertion_ttl,
-                      1, "", sealed_event, entry, mac, time.time() if index_keys else ""],
-                client=pipe,
-            )
-            if self.wait_replicas:
-                pipe.wait(self.wait_replicas, self.wait_timeout_ms)
-            (status, value), *acked = await pipe.execute()
+        commands: list[tuple[Any, ...]] = [self._create.call(
+            keys=[keys.idempotency(caller, idempotency_key), keys.case(case_id), keys.OUTBOX_STREAM,
+                  keys.TASK_STREAM, keys.OPEN_CASES, keys.audit(case_id), keys.caller_open_cases(caller),
+                  *assertion_keys, *task_keys, *index_keys],
+            args=[request_hash, case_id, ttl_s, json.dumps({k: _encode(v) for k, v in sealed.items()}),
+                  deadline_ts, json.dumps(task_payload), json.dumps(first_messages), assertion_ttl,
+                  1, "", sealed_event, entry, mac, max_open_cases or 0, time.time(), "1" if index_keys else ""])]
+        if self.wait_replicas:  # WAIT counts the replicas holding this connection's writes: sent with the script
+            commands.append(("WAIT", self.wait_replicas, self.wait_timeout_ms))
+        (status, value), *acked = await pipelined.execute(self.redis, commands, [self._create])
         if status == "created":
             return CreateResult(created=True, case_id=case_id,
-                                replicated=not acked or acked[0] >= self.wait_replicas)
+                                replicated=not acked or int(acked[0]) >= self.wait_replicas)
         if status == "replayed":
             return CreateResult(created=False, case_id=None, replayed=True)
+        if status == "full":
+            return CreateResult(created=False, case_id=None, full=True)
         stored_hash, _, existing_id = str(value).partition("|")
         if stored_hash != request_hash:
             return CreateResult(created=False, case_id=None, conflict=True)

@@ -38,6 +38,7 @@ class FinishedCase:
     matters: list[str]
     request_ids: list[str]
     finished_at: float  # unix seconds: the last change of its last task
+    applicant_index: str = ""  # the console's look-up entry (by the ID number's MAC) naming this case, if any
 
 
 @dataclass
@@ -54,7 +55,8 @@ def _timestamp(iso: str) -> float:
 
 async def finished_case(redis: StrRedis, case_id: str) -> FinishedCase | None:
     """The case when every one of its tasks is settled, else None."""
-    caller, matters_raw = await redis.hmget(keys.case(case_id), ["caller", "matters"])
+    caller, matters_raw, applicant_index = await redis.hmget(keys.case(case_id),
+                                                             ["caller", "matters", "applicant_index"])
     if matters_raw is None:
         return None
     matters = json.loads(matters_raw)
@@ -65,7 +67,7 @@ async def finished_case(redis: StrRedis, case_id: str) -> FinishedCase | None:
     if any(status is None or TaskStatus(status) not in SETTLED for status, _, _ in rows):
         return None
     return FinishedCase(case_id, caller or "", matters, [r for _, _, r in rows if r],
-                        max((_timestamp(updated) for _, updated, _ in rows), default=0.0))
+                        max((_timestamp(updated) for _, updated, _ in rows), default=0.0), applicant_index or "")
 
 
 def case_keys(case: FinishedCase) -> list[str]:
@@ -82,8 +84,9 @@ async def remove_case(redis: StrRedis, case: FinishedCase, exported_head: str) -
     timers = [delayed_member(case.case_id, matter, STEP_TIMER) for matter in case.matters]
     return int(await remove(
         keys=[keys.case(case.case_id), keys.audit(case.case_id), keys.OPEN_CASES,
-              keys.caller_open_cases(case.caller), keys.DELAYED, *case_keys(case)],
-        args=[exported_head, case.case_id, *timers]))
+              keys.caller_open_cases(case.caller), keys.DELAYED,
+              *([case.applicant_index] if case.applicant_index else []), *case_keys(case)],
+        args=[exported_head, case.case_id, "1" if case.applicant_index else "", *timers]))
 
 
 async def sweep(redis: StrRedis, chain: AuditChain, export_dir: Path, older_than_s: float, *,

@@ -86,6 +86,8 @@ def test_a_sweep_exports_then_removes_only_finished_cases_older_than_the_retenti
     gw.redis().hset(keys.task(old_failed, matter), "status", "failed")  # waits for ops: not finished
     request_id = gw.redis().hget(keys.task(old, matter), "request_id")
     assert gw.redis().exists(keys.request_index(request_id))
+    lookup = gw.redis().hget(keys.case(old), "applicant_index")  # the console's look-up by ID number names it
+    assert lookup and gw.redis().zscore(lookup, old) is not None
     # A reminder timer that outlived its step (the applicant paid early) leaves with its case.
     timers = {c: delayed_member(c, matter, STEP_TIMER) for c in (old, recent)}
     gw.redis().zadd(keys.DELAYED, {member: time.time() + 86400 for member in timers.values()})
@@ -102,6 +104,7 @@ def test_a_sweep_exports_then_removes_only_finished_cases_older_than_the_retenti
     assert swept.returncode == 0, swept.stderr
     assert "removed 1, kept 0" in swept.stdout
     assert case_keys_in_redis(gw, old) == set() and not gw.redis().exists(keys.request_index(request_id))
+    assert gw.redis().zscore(lookup, old) is None
     assert case_keys_in_redis(gw, recent) and case_keys_in_redis(gw, old_failed)
     assert gw.redis().zrange(keys.DELAYED, 0, -1) == [timers[recent]]
     assert gw.case(recent)["id"] == recent
