@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     # Case creation waits until this many replicas hold the case (Redis WAIT; 0: off), at most this long, else 503.
     redis_wait_replicas: int = 0
     redis_wait_timeout_ms: int = 1000
+    # A Redis Cluster: GATEWAY_REDIS_URL names any one node (docs/operations.md#redis-cluster).
+    redis_cluster: bool = False
+    # The keyspace's shards, each one Cluster slot with its own streams and indexes; the same on a single Redis.
+    # Fixed for the life of the data: changing it re-homes every case (a migration, docs/operations.md).
+    redis_shards: int = 16
     var_dir: Path = Path("var")
     # Connections per process (API and worker share one pool under `gateway up`); a request waits this long for a
     # free one, then is answered 503 service.busy. Sizing: docs/operations.md.

@@ -332,7 +332,7 @@ def outbox_replay() -> None:
             fields = json.loads(raw)
             event_id = open_event(events, fields)["event_id"]
             await redis.delete(keys.outbox_retry(event_id))
-            await redis.xadd(keys.OUTBOX_STREAM, fields)
+            await redis.xadd(keys.outbox_stream(keys.shard_of(fields["case_id"])), fields)
             replayed += 1
         return replayed
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -19,12 +18,12 @@ from gateway.domain.status import TaskStatus, derive_case_status
 from gateway.domain.validation import Application, validate_application
 from gateway.observability.metrics import APPLICATION_PROBLEMS, APPLICATIONS_REJECTED, CASES_CREATED
 from gateway.orchestration.engine import DOCUMENTS, E_LICENSE_ADAPTER
-from gateway.sdk import new_request_id
 from gateway.security.applicant_identity import ApplicantAssertion
 from gateway.security.caller_quotas import check_case_rights
 from gateway.security.callers import Caller
 from gateway.store import keys
 from gateway.store.cases import CaseRecord, NewTask, TaskRecord, now_iso
+from gateway.store.queue import overdue_case_ids
 
 BEIJING = timezone(timedelta(hours=8))
 
@@ -43,6 +42,12 @@ def deadline_score(deadline: date | str) -> float:
 def request_hash(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
                           ).hexdigest()
+
+
+def request_id_in_shard(shard: int) -> str:
+    """A department request id of the SDK's form (new_request_id: "GW" + 30 hex digits), chosen in its case's shard so
+    that its index is written in the same step as the case."""
+    return "GW" + keys.new_id_in_shard(shard, hex_digits=30).upper()
 
 
 @dataclass(frozen=True)
@@ -136,7 +141,9 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
             APPLICATION_PROBLEMS.labels(p.code).inc()
         raise ApiError(422, *problems)
     application = outcome.application
-    case_id = uuid.uuid4().hex
+    # The case lives in its idempotency record's shard: one atomic step writes both (gateway/store/keys.py).
+    shard = keys.idempotency_shard(caller.app_id, idempotency_key)
+    case_id = keys.new_id_in_shard(shard)
     profile = services.profiles.get(application.profile)
     tasks: list[NewTask] = []
     for code in application.matters:
@@ -144,7 +151,7 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
         prerequisite = [m for m in (spec.prerequisite.any_of if spec.prerequisite else []) if m in application.matters]
         tasks.append(NewTask(
             matter=code, department=spec.department, adapter=spec.adapter, operation=spec.operation,
-            request_id=new_request_id(), prerequisite=prerequisite,
+            request_id=request_id_in_shard(shard), prerequisite=prerequisite,
             deadline=task_deadline(profile, code, application.channel, today, services.calendar).isoformat(),
             ready=not prerequisite))
     deadline = case_deadline(profile, application.matters, application.channel, today, services.calendar)
@@ -228,7 +235,7 @@ _SETTLED = {s.value for s in (TaskStatus.COMPLETED, TaskStatus.REJECTED, TaskSta
 
 async def overdue_cases(services: Services, caller: Caller) -> list[dict[str, Any]]:
     """Open cases of this caller whose promised deadline has passed."""
-    case_ids = await services.redis.zrangebyscore(keys.OPEN_CASES, "-inf", time.time())
+    case_ids = await overdue_case_ids(services.redis)
     views = []
     for case_id in case_ids:
         view = await read_case(services, case_id, caller)

@@ -180,6 +180,7 @@ class CaseStore:
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
         self._create = redis.register_script(scripts.CREATE_CASE)
+        self._claim_assertion = redis.register_script(scripts.CLAIM_ASSERTION)
         self._transition = redis.register_script(scripts.TRANSITION)
         self._append_event = redis.register_script(scripts.APPEND_EVENT)
         self._step_reminder = redis.register_script(scripts.STEP_REMINDER)
@@ -190,7 +191,10 @@ class CaseStore:
                      spent_assertion: tuple[str, int] | None = None, nonce: str = "") -> CreateResult:
         """Store the case, its tasks and its first queue messages in one atomic step with the idempotency key.
 
-        `spent_assertion` is (key, seconds until the assertion expires): the assertion is consumed in the same step.
+        `case_id` must be in the shard of the idempotency record (keys.new_id_in_shard(keys.idempotency_shard(...))).
+        `spent_assertion` is (key, seconds until the assertion expires): the assertion is spent first, in its own
+        slot, by this request (caller, key and body): a retry of the same request may spend it again and then finds
+        its case (or creates it, if the first attempt stopped in between); any other request is refused.
         `nonce` is the signed request's nonce, recorded on the audit chain with the caller, clerk and assertion.
         """
         sealed = dict(case_fields)
@@ -220,27 +224,28 @@ class CaseStore:
             "request_ids": {t.matter: t.request_id for t in tasks}})
         # A new case id has no chain yet: its first entry needs no read of the head.
         sealed_event, mac, entry = self.audit.entry(case_id, 1, "", event, self.events, current_trace_id())
-        assertion_keys, assertion_ttl = [], 0
-        if spent_assertion:
-            assertion_keys, assertion_ttl = [spent_assertion[0]], max(1, spent_assertion[1])
-        # WAIT counts the replicas holding this connection's writes: the script and WAIT share one connection.
-        async with self.redis.pipeline(transaction=False) as pipe:
-            await self._create(
-                keys=[keys.idempotency(caller, idempotency_key), keys.case(case_id), keys.OUTBOX_STREAM,
-                      keys.TASK_STREAM, keys.OPEN_CASES, keys.audit(case_id), *assertion_keys, *task_keys],
-                args=[request_hash, case_id, ttl_s, json.dumps({k: _encode(v) for k, v in sealed.items()}),
-                      deadline_ts, json.dumps(task_payload), json.dumps(first_messages), assertion_ttl,
-                      1, "", sealed_event, entry, mac],
-                client=pipe,
-            )
-            if self.wait_replicas:
-                pipe.wait(self.wait_replicas, self.wait_timeout_ms)
-            (status, value), *acked = await pipe.execute()
-        if status == "created":
-            return CreateResult(created=True, case_id=case_id,
-                                replicated=not acked or acked[0] >= self.wait_replicas)
-        if status == "replayed":
+        if spent_assertion and not await self._claim_assertion(
+                keys=[spent_assertion[0]], args=[f"{caller}|{idempotency_key}|{request_hash}",
+                                                 max(1, spent_assertion[1])]):
             return CreateResult(created=False, case_id=None, replayed=True)
+        shard = keys.shard_of(case_id)
+        create_keys = [keys.idempotency(caller, idempotency_key), keys.case(case_id), keys.outbox_stream(shard),
+                       keys.task_stream(shard), keys.open_cases(shard), keys.audit(case_id), *task_keys]
+        create_args = [request_hash, case_id, ttl_s, json.dumps({k: _encode(v) for k, v in sealed.items()}),
+                       deadline_ts, json.dumps(task_payload), json.dumps(first_messages),
+                       1, "", sealed_event, entry, mac]
+        if self.wait_replicas:
+            # WAIT counts the replicas holding this connection's writes: the script and WAIT share one connection.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                await self._create(keys=create_keys, args=create_args, client=pipe)
+                pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+                (status, value), acked = await pipe.execute()
+            replicated = acked >= self.wait_replicas
+        else:
+            status, value = await self._create(keys=create_keys, args=create_args)
+            replicated = True
+        if status == "created":
+            return CreateResult(created=True, case_id=case_id, replicated=replicated)
         stored_hash, _, existing_id = str(value).partition("|")
         if stored_hash != request_hash:
             return CreateResult(created=False, case_id=None, conflict=True)
@@ -336,11 +341,12 @@ class CaseStore:
         recorded = self._event("task.status_changed", case_id, matter, payload)
         kind, delay_s = then or ("", 0.0)
         follow_up = json.dumps({"case_id": case_id, "matter": matter, "kind": kind}, sort_keys=True) if then else ""
+        shard = keys.shard_of(case_id)
 
         async def run(chain: list[Any]) -> Any:
             return await self._transition(
-                keys=[keys.task(case_id, matter), keys.case(case_id), keys.OUTBOX_STREAM, keys.audit(case_id),
-                      keys.TASK_STREAM, keys.DELAYED],
+                keys=[keys.task(case_id, matter), keys.case(case_id), keys.outbox_stream(shard), keys.audit(case_id),
+                      keys.task_stream(shard), keys.delayed(shard)],
                 args=[target.value, ",".join(s.value for s in sources_of(target)), json.dumps(updates), *chain,
                       follow_up, time.time() + delay_s if delay_s > 0 else 0])
 
@@ -378,7 +384,8 @@ class CaseStore:
         event = self._event(event_type, case_id, payload.get("matter"), payload)
 
         async def run(chain: list[Any]) -> Any:
-            return await self._append_event(keys=[keys.case(case_id), keys.OUTBOX_STREAM, keys.audit(case_id)],
+            return await self._append_event(keys=[keys.case(case_id), keys.outbox_stream(keys.shard_of(case_id)),
+                                                  keys.audit(case_id)],
                                             args=chain)
 
         await self._chained(case_id, event, run, lambda r: int(r) == 0)
@@ -396,7 +403,8 @@ class CaseStore:
 
         async def run(chain: list[Any]) -> Any:
             return await self._step_reminder(
-                keys=[keys.task(case_id, matter), keys.case(case_id), keys.OUTBOX_STREAM, keys.audit(case_id)],
+                keys=[keys.task(case_id, matter), keys.case(case_id), keys.outbox_stream(keys.shard_of(case_id)),
+                      keys.audit(case_id)],
                 args=[waiting.value, plan, reminded, number, json.dumps(links, ensure_ascii=False), now_iso(),
                       *chain])
 

@@ -24,30 +24,25 @@ def _chained(script: str, case_k: int, audit_k: int, outbox_k: int, chain_a: int
             + script.replace("--CHAIN_STALE--", _CHAIN_STALE).replace("--CHAIN_APPEND--", _CHAIN_APPEND))
 
 
-# KEYS: idempotency, case, outbox stream, task stream, open-cases zset, audit list, [assertion jti when ARGV[8] > 0],
-#       then per task: task key, request-id index key.
+# Every key a script touches is in one shard (gateway/store/keys.py), so each script runs on one Cluster slot.
+
+# KEYS: idempotency, case, outbox stream, task stream, open-cases zset, audit list, then per task: task key,
+#       request-id index key (all in the case's shard).
 # ARGV: request hash, case id, idempotency ttl, case fields JSON, deadline score, tasks JSON [{fields}],
-#       first messages JSON [{matter, kind, traceparent?}], assertion jti ttl (0: no assertion), then the chain
-#       arguments of the created event (seq 1 on an empty head: a new case id has no chain to race with).
-# Returns {"created", case_id}, {"exists", stored value} or {"replayed", ""} (the assertion was used before).
-# The idempotency key is looked at first, so a retry of the same request answers its case even though its
-# assertion is spent; the jti is consumed in the same step that creates the case, so it is used exactly once.
+#       first messages JSON [{matter, kind, traceparent?}], then the chain arguments of the created event (seq 1 on an
+#       empty head: a new case id has no chain to race with).
+# Returns {"created", case_id} or {"exists", stored value}. The applicant assertion is spent before this step, in
+# its own slot (CaseStore.create).
 CREATE_CASE = _chained("""
 local existing = redis.call('GET', KEYS[1])
 if existing then return {'exists', existing} end
-local jti_ttl = tonumber(ARGV[8])
-local first_task_key = 7
-if jti_ttl > 0 then
-  if redis.call('SET', KEYS[7], ARGV[2], 'NX', 'EX', jti_ttl) == false then return {'replayed', ''} end
-  first_task_key = 8
-end
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', tonumber(ARGV[3]))
 local case_fields = cjson.decode(ARGV[4])
 for k, v in pairs(case_fields) do redis.call('HSET', KEYS[2], k, v) end
 local tasks = cjson.decode(ARGV[6])
 for i, t in ipairs(tasks) do
-  local task_key = KEYS[first_task_key + 2 * (i - 1)]
-  local index_key = KEYS[first_task_key + 2 * (i - 1) + 1]
+  local task_key = KEYS[7 + 2 * (i - 1)]
+  local index_key = KEYS[7 + 2 * (i - 1) + 1]
   for k, v in pairs(t.fields) do redis.call('HSET', task_key, k, v) end
   redis.call('SET', index_key, ARGV[2] .. '|' .. t.fields.matter)
 end
@@ -63,7 +58,17 @@ redis.call('ZADD', KEYS[5], tonumber(ARGV[5]), ARGV[2])
 local chain_seq = tonumber(ARGV[chain_a])
 --CHAIN_APPEND--
 return {'created', ARGV[2]}
-""", case_k=2, audit_k=6, outbox_k=3, chain_a=9)
+""", case_k=2, audit_k=6, outbox_k=3, chain_a=8)
+
+# Spend an applicant assertion for one request (its own slot: the jti is global, the case is in its shard).
+# KEYS: assertion key. ARGV: the claim (caller, idempotency key, request hash), ttl.
+# Returns 1 when this request holds the assertion (newly, or again: a retry of the same request), 0 when another
+# request spent it.
+CLAIM_ASSERTION = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', tonumber(ARGV[2])) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+"""
 
 # KEYS: task, case, outbox stream, audit list, task stream, delayed zset
 # ARGV: target status, allowed source statuses (comma-separated), fields JSON, the chain arguments (4-8), then the
@@ -96,8 +101,8 @@ end
 return {1, current}
 """, case_k=2, audit_k=4, outbox_k=3, chain_a=4)
 
-# Move due messages from the delayed set into the task stream; ZREM first so only one worker moves each.
-# KEYS: delayed zset, task stream. ARGV: now, limit. Returns how many moved.
+# Move due messages from a shard's delayed set into its task stream; ZREM first so only one worker moves each.
+# KEYS: delayed zset, task stream (of one shard). ARGV: now, limit. Returns how many moved.
 PROMOTE_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local moved = 0
@@ -149,3 +154,10 @@ redis.call('HSET', KEYS[1], 'step_reminded', ARGV[4], 'links', ARGV[5], 'updated
 --CHAIN_APPEND--
 return 1
 """, case_k=2, audit_k=4, outbox_k=3, chain_a=7)
+
+# Acknowledge a stream entry and delete it, together. KEYS: stream. ARGV: group, entry id.
+ACK_DELETE = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+"""

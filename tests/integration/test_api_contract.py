@@ -32,7 +32,7 @@ def medical_case(**overrides):
 
 
 def case_count(gw: RunningGateway) -> int:
-    return len(gw.redis().keys("gw:{*}:case"))
+    return len(gw.redis().keys("gw:{*}:c:*:case"))
 
 
 def codes(response: httpx.Response) -> list[str]:

@@ -36,7 +36,7 @@ def codes(response: httpx.Response) -> list[str]:
 
 
 def stored_cases(gw: RunningGateway) -> int:
-    return len(gw.redis().keys("gw:{*}:case"))
+    return len(gw.redis().keys("gw:{*}:c:*:case"))
 
 
 @pytest.mark.parametrize(("claims", "code"), [

@@ -176,7 +176,8 @@ def test_rotation_reseals_every_value_under_the_new_key_and_the_chain_stays_inta
     asyncio.run(seal_under_a())
     sealed_under_a = [text for _, text in every_value(client) if "v2:a:" in text]
     assert len(sealed_under_a) >= 8  # case fields, task fields, audit entries, outbox events
-    client.delete(keys.OUTBOX_STREAM)  # delivered and gone, as the outbox does within seconds
+    # Delivered and gone, as the outbox does within seconds.
+    client.delete(*(keys.outbox_stream(shard) for shard in keys.all_shards()))
 
     env = dict(os.environ, GATEWAY_REDIS_URL=redis_url, GATEWAY_PII_KEYS=json.dumps({"a": key_a, "b": key_b}),
                GATEWAY_PII_KEY_ID="b", GATEWAY_AUDIT_KEY=base64.b64encode(audit.key).decode(),
