@@ -197,6 +197,10 @@ class CaseStore:
         its case (or creates it, if the first attempt stopped in between); any other request is refused.
         `nonce` is the signed request's nonce, recorded on the audit chain with the caller, clerk and assertion.
         """
+        shard = keys.idempotency_shard(caller, idempotency_key)
+        if {keys.shard_of(case_id), *(keys.shard_of(t.request_id) for t in tasks)} != {shard}:
+            raise ValueError(f"case {case_id} and its request ids must be chosen in shard {shard} of its "
+                             "idempotency record (keys.new_id_in_shard): one step writes them all")
         sealed = dict(case_fields)
         traceparent = current_traceparent()
         if traceparent:  # the case's own trace: its delayed steps, callbacks and deliveries continue it
@@ -228,7 +232,6 @@ class CaseStore:
                 keys=[spent_assertion[0]], args=[f"{caller}|{idempotency_key}|{request_hash}",
                                                  max(1, spent_assertion[1])]):
             return CreateResult(created=False, case_id=None, replayed=True)
-        shard = keys.shard_of(case_id)
         create_keys = [keys.idempotency(caller, idempotency_key), keys.case(case_id), keys.outbox_stream(shard),
                        keys.task_stream(shard), keys.open_cases(shard), keys.audit(case_id), *task_keys]
         create_args = [request_hash, case_id, ttl_s, json.dumps({k: _encode(v) for k, v in sealed.items()}),

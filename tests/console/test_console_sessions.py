@@ -140,6 +140,7 @@ def test_an_operator_unmasks_with_a_reason_and_the_view_is_on_the_audit_chain(gw
     assert "韦样例" not in timeline  # the next view is masked again
 
 
+@pytest.mark.cluster  # a key flow: also on the Redis Cluster fixture
 def test_an_operator_replays_a_dead_letter_and_cancels_with_a_reason_both_audited(gw):
     case_id = dead_lettered_case(gw)
     gw.faults("medical", error_rate=0.0)
@@ -164,6 +165,7 @@ def test_an_operator_replays_a_dead_letter_and_cancels_with_a_reason_both_audite
     assert "申请人撤回" in page and f"console:{OPERATOR[0]}" in page
 
 
+@pytest.mark.cluster  # a key flow: also on the Redis Cluster fixture
 def test_a_case_is_found_by_the_platform_idempotency_key(gw):
     case_id = gw.submit(medical_case(),
                         key="platform-key-1").json()["id"]

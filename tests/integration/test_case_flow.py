@@ -33,6 +33,7 @@ def by_matter(case: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {t["matter"]: t for t in case["tasks"]}
 
 
+@pytest.mark.cluster  # a key flow: also on the Redis Cluster fixture
 def test_employee_medical_enrolment_completes_and_the_platform_hears_every_change(gw):
     response = gw.submit(application(gw, "guangxi", ["employee_medical_enrolment"], applicant()))
     assert response.status_code == 202, response.text
@@ -66,6 +67,7 @@ GUANGXI_ALL_DEPARTMENTS = ["archive_transfer", "employee_pension_enrolment", "so
                            "employee_medical_enrolment", "contribution_declaration"]
 
 
+@pytest.mark.cluster  # a key flow: also on the Redis Cluster fixture
 def test_guangxi_case_reaches_every_department_and_completes(redis_url, tmp_path):
     gw = start_gateway(tmp_path, redis_url, applicant_delay="0.2")
     try:

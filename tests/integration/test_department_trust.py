@@ -114,7 +114,7 @@ def test_forged_replayed_and_backwards_callbacks_change_nothing(gw):
         assert refused.status_code == 401 and refused.json()["errors"][0]["code"] == "callback.signature_invalid"
     after = answer_fields(gw, case_id)
     assert after["status"] == "awaiting_payment" and after == before  # not a field touched
-    assert not gw.redis().keys("gw:callback-seen:*")
+    assert not list(gw.redis().scan_iter("gw:callback-seen:*"))
 
     # Same request id, same native status as already applied: acknowledged, ignored.
     same = post(gw, tax_callback(gw, request_id, "declared"))

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gateway.store import keys
 from tests.support.harness import RunningGateway, applicant, start_gateway
 
@@ -24,6 +26,7 @@ def gateway_command(gw: RunningGateway, *args: str) -> subprocess.CompletedProce
     return subprocess.run([GATEWAY, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.cluster  # a key flow: also on the Redis Cluster fixture
 def test_cases_show_and_status_on_a_finished_case(redis_url, tmp_path):
     gw = start_gateway(tmp_path, redis_url)
     try:

@@ -12,6 +12,8 @@ import threading
 import time
 from collections import Counter
 
+import pytest
+
 from gateway.runtime import run_gateway
 from gateway.store import keys
 from tests.support.harness import applicant, start_gateway, stream_pending
@@ -38,6 +40,7 @@ def second_worker(settings, redis_url: str) -> tuple[threading.Thread, dict]:
     return thread, holder
 
 
+@pytest.mark.cluster  # a key flow: also on the Redis Cluster fixture
 def test_a_webhook_slower_than_the_reclaim_time_gets_each_event_once_with_two_dispatchers(redis_url, tmp_path):
     gw = start_gateway(tmp_path, redis_url, outbox_timeout_s=6.0, outbox_redeliver_after_s=1.0, sms_url=None)
     thread, other = second_worker(gw.settings, gw.redis_url)
