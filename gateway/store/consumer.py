@@ -61,8 +61,8 @@ class StreamConsumer:
     (CROSSSLOT), so one blocking XREADGROUP over all shards is impossible. A read instead sends one non-blocking
     XREADGROUP per shard in one pipeline (one round trip per node; on a single Redis one round trip), shares the
     entries it may take among the shards, starting from the next shard each time (no shard waits behind a busy one),
-    and when every shard is empty waits a little before the next round: 2 ms, doubling up to `block_ms`. An idle
-    consumer costs one pipeline per `block_ms`; a busy one reads back to back.
+    and once every shard was found empty waits a little before the next round: 2 ms, doubling up to `block_ms`. An
+    idle consumer costs one pipeline per `block_ms`; a busy one reads back to back.
     """
 
     def __init__(self, redis: StrRedis, stream_of: Callable[[int], str], group: str, consumer: str, *,
@@ -74,6 +74,7 @@ class StreamConsumer:
         self.reclaim_idle_s = reclaim_idle_s
         self.name = stream_of(0).rpartition(":")[2]  # for logs: "tasks", "outbox"
         self._next_shard = 0
+        self._empty_shards = 0  # shards read in a row that had nothing
         self._idle_rounds = 0
         self._ack_delete = redis.register_script(scripts.ACK_DELETE)
 
@@ -103,8 +104,11 @@ class StreamConsumer:
         entries = [(entry_id(shard, mid), fields) for (shard, _), reply in zip(shares, replies, strict=True)
                    for _stream, items in reply or [] for mid, fields in items if fields]
         if entries:
-            self._idle_rounds = 0
-        else:
+            self._empty_shards = self._idle_rounds = 0
+            return entries
+        self._empty_shards += len(shares)
+        if self._empty_shards >= keys.shard_count():  # a whole turn of the shards found nothing: wait a little
+            self._empty_shards = 0
             await asyncio.sleep(min(block_ms, 2 << min(self._idle_rounds, 16)) / 1000)
             self._idle_rounds += 1
         return entries
