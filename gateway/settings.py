@@ -151,6 +151,16 @@ class Settings(BaseSettings):
             ("GATEWAY_REDELIVER_AFTER_S", self.redeliver_after_s),
             ("GATEWAY_OUTBOX_REDELIVER_AFTER_S", self.outbox_redeliver_after_s)) if value < 1]
 
+    def redis_problems(self) -> list[str]:
+        """Redis settings that cannot work together."""
+        problems = []
+        if not 1 <= self.redis_shards <= 16384:
+            problems.append(f"GATEWAY_REDIS_SHARDS ({self.redis_shards}) must be 1..16384 (Cluster slots)")
+        if (self.redis_cluster or "+cluster://" in (self.redis_url or "")) and self.redis_wait_replicas:
+            problems.append("GATEWAY_REDIS_WAIT_REPLICAS works with one primary and its replicas, not with a Redis "
+                            "Cluster: leave it 0 there")
+        return problems
+
     @property
     def console_enabled(self) -> bool:
         """GATEWAY_CONSOLE decides when set; otherwise on with an operators file, and never by default in

@@ -113,3 +113,11 @@ def test_on_the_cluster_an_assertion_creates_one_case_and_a_retry_answers_it(red
         assert gw.wait_terminal(first.json()["id"])["tasks"][0]["status"] == "completed"
     finally:
         gw.stop()
+
+
+def test_settings_that_cannot_work_on_a_cluster_are_refused_with_the_reason() -> None:
+    assert Settings(redis_cluster=True, redis_url="redis://n:7000", redis_wait_replicas=1).redis_problems() == [
+        "GATEWAY_REDIS_WAIT_REPLICAS works with one primary and its replicas, not with a Redis Cluster: leave it 0 "
+        "there"]
+    assert Settings(redis_shards=0).redis_problems() == ["GATEWAY_REDIS_SHARDS (0) must be 1..16384 (Cluster slots)"]
+    assert Settings(redis_cluster=True, redis_url="redis://n:7000").redis_problems() == []
