@@ -39,9 +39,11 @@ from typing import Any
 import httpx
 
 from bench import MACHINE_REDIS, embedded_redis, local_cluster, redis_version, summary, write_results
+from gateway.bootstrap import pii_cipher
 from gateway.client import AsyncGatewayClient
-from gateway.settings import Settings
+from gateway.security.pii import is_sealed
 from gateway.store import keys
+from gateway.store.cases import case_field_associated
 from gateway.store.connection import connect
 from tests.support.harness import OPERATOR, PLATFORM, TERMINAL, WINDOW, RunningGateway, applicant, start_gateway
 
@@ -142,7 +144,7 @@ async def submit_all(gw: RunningGateway, scenario: str, cases: list[dict[str, An
             results.append(Submitted(case_id, response.status_code, latency))
             if serial and case_id:  # one case at a time, start to finish: latency without any queueing
                 matters = JIUJIANG if scenario == "jiujiang" else MEDICAL
-                await wait_done(gw.redis_url, [case_id], matters, scenario == "jiujiang", WAIT_S)
+                await wait_done(gw, [case_id], matters, scenario == "jiujiang", WAIT_S)
 
     try:
         await asyncio.gather(*(lane() for _ in range(concurrency)))
@@ -151,10 +153,11 @@ async def submit_all(gw: RunningGateway, scenario: str, cases: list[dict[str, An
     return results
 
 
-async def wait_done(redis_url: str, case_ids: list[str], matters: list[str], certificate: bool,
+async def wait_done(gw: RunningGateway, case_ids: list[str], matters: list[str], certificate: bool,
                     timeout_s: float) -> dict[str, dict[str, Any]]:
     """Watch the cases in Redis (not through the API, so watching adds no HTTP load) until each is finished."""
-    redis = connect(redis_url, Settings())
+    redis = connect(gw.redis_url, gw.settings)
+    pii = pii_cipher(gw.settings).for_purpose("pii")
     done: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout_s
     try:
@@ -172,7 +175,8 @@ async def wait_done(redis_url: str, case_ids: list[str], matters: list[str], cer
                 statuses = [t[0] for t in tasks]
                 if not all(s in TERMINAL for s in statuses):
                     continue
-                issued = json.loads(certificates or "[]")
+                issued = (pii.open_json(certificates, case_field_associated(case_id, "certificates"))
+                          if certificates and is_sealed(certificates) else json.loads(certificates or "[]"))
                 completed = all(s == "completed" for s in statuses)
                 if certificate and completed and not issued:
                     continue  # the certificate follows the last task
@@ -231,7 +235,7 @@ def measure(gw: RunningGateway, scenario: str, redis_url: str, count: int, concu
     submitted = asyncio.run(submit_all(gw, scenario, cases, assertions, concurrency, serial))
     submit_wall = time.time() - started
     case_ids = [s.case_id for s in submitted if s.case_id]
-    done = asyncio.run(wait_done(redis_url, case_ids, matters, scenario == "jiujiang", WAIT_S))
+    done = asyncio.run(wait_done(gw, case_ids, matters, scenario == "jiujiang", WAIT_S))
     wall = time.time() - started
     cpu = cpu_by_part(gw, cpu_before, thread_cpu())
     process_cpu = time.process_time() - process_before

@@ -27,6 +27,7 @@ from gateway.store.connection import StrRedis
 log = structlog.get_logger("gateway.consumer")
 
 Entry = tuple[str, dict[str, str]]  # (entry id, fields)
+IDLE_WAIT_MS = 50  # the longest wait between two reads of an idle consumer
 
 
 def autoclaim_entries(reply: list[Any]) -> list[Entry]:
@@ -61,8 +62,9 @@ class StreamConsumer:
     (CROSSSLOT), so one blocking XREADGROUP over all shards is impossible. A read instead sends one non-blocking
     XREADGROUP per shard in one pipeline (one round trip per node; on a single Redis one round trip), shares the
     entries it may take among the shards, starting from the next shard each time (no shard waits behind a busy one),
-    and once every shard was found empty waits a little before the next round: 2 ms, doubling up to `block_ms`. An
-    idle consumer costs one pipeline per `block_ms`; a busy one reads back to back.
+    and once every shard was found empty waits a little before the next round: 2 ms, doubling up to IDLE_WAIT_MS
+    (or `block_ms` if shorter). An idle consumer costs one pipeline per IDLE_WAIT_MS (16 empty reads: microseconds of
+    Redis time) and takes a new entry within IDLE_WAIT_MS; a busy one reads back to back.
     """
 
     def __init__(self, redis: StrRedis, stream_of: Callable[[int], str], group: str, consumer: str, *,
@@ -109,7 +111,7 @@ class StreamConsumer:
         self._empty_shards += len(shares)
         if self._empty_shards >= keys.shard_count():  # a whole turn of the shards found nothing: wait a little
             self._empty_shards = 0
-            await asyncio.sleep(min(block_ms, 2 << min(self._idle_rounds, 16)) / 1000)
+            await asyncio.sleep(min(block_ms, IDLE_WAIT_MS, 2 << min(self._idle_rounds, 16)) / 1000)
             self._idle_rounds += 1
         return entries
 

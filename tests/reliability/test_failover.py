@@ -83,7 +83,7 @@ def half_written(gw: RunningGateway) -> list[str]:
     problems = []
     case_keys = set(r.scan_iter("gw:{*}:c:*:case"))
     for case_key in case_keys:
-        case_id = case_key.split("{")[1].split("}")[0]
+        case_id = case_key.partition(":c:")[2].removesuffix(":case")
         matters = r.hget(case_key, "matters")
         if matters is None:
             problems.append(f"case {case_id} without its fields")
