@@ -14,6 +14,8 @@ from gateway.store import keys, scripts
 from gateway.store.connection import StrRedis
 from gateway.store.consumer import Entry, StreamConsumer, autoclaim_entries
 
+PROMOTE_EVERY_S = 0.05  # delayed messages are back-offs, polls and timers: due to within 50 ms is on time
+
 
 @dataclass(frozen=True)
 class TaskMessage:
@@ -50,6 +52,7 @@ class TaskQueue:
         self.stream = StreamConsumer(redis, keys.task_stream, keys.TASK_GROUP, consumer,
                                      reclaim_idle_s=reclaim_idle_s)
         self._promote = redis.register_script(scripts.PROMOTE_DUE)
+        self._promoted_at = 0.0
 
     async def ensure_group(self) -> None:
         await self.stream.ensure_group()
@@ -75,9 +78,14 @@ class TaskQueue:
         await self.redis.zadd(keys.delayed(keys.shard_of(case_id)), {_delayed(case_id, matter, kind): due_at}, lt=True)
 
     async def promote_due(self, limit: int = 200) -> int:
-        """Every shard's due messages (up to `limit` a shard) onto its task stream. One pipeline asks which shards
-        have any due (a Cluster pipeline cannot carry scripts); the move runs only on those, concurrently."""
+        """Every shard's due messages (up to `limit` a shard) onto its task stream, at most every PROMOTE_EVERY_S
+        (a busy worker reads back to back: looking at the delayed sets between every two reads would double its
+        pipelines). One pipeline asks which shards have any due (a Cluster pipeline cannot carry scripts); the move
+        runs only on those, concurrently."""
         now = time.time()
+        if now - self._promoted_at < PROMOTE_EVERY_S:
+            return 0
+        self._promoted_at = now
         async with self.redis.pipeline(transaction=False) as pipe:
             for shard in keys.all_shards():
                 pipe.zrangebyscore(keys.delayed(shard), "-inf", now, start=0, num=1)
