@@ -52,6 +52,19 @@ def summary(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> dic
     }
 
 
+@contextlib.contextmanager
+def local_cluster() -> Iterator[str]:
+    """A 3-master Redis Cluster of the machine's redis-server on free ports (tests/support/cluster.py), as a
+    `redis+cluster://` URL, stopped after the benchmark."""
+    from tests.support.cluster import LocalCluster
+
+    cluster = LocalCluster().start()
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
 def redis_reachable(url: str) -> bool:
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2).ping())
@@ -60,16 +73,23 @@ def redis_reachable(url: str) -> bool:
 
 
 def redis_version(url: str) -> str:
-    client = redis.Redis.from_url(url, socket_connect_timeout=1)
+    from tests.support.harness import sync_redis
+
+    client = sync_redis(url)
     try:
-        return str(client.info("server").get("redis_version", "?"))
+        info = client.info("server")
+        if "redis_version" not in info:  # a Cluster answers per node
+            info = next(iter(info.values()))
+        return str(info.get("redis_version", "?")) + (" cluster" if "+cluster" in url else "")
     finally:
         client.close()
 
 
 def flush(url: str) -> None:
     """The benchmark's database starts empty (db 14 on the machine's Redis, a fresh folder for the embedded one)."""
-    client = redis.Redis.from_url(url)
+    from tests.support.harness import sync_redis
+
+    client = sync_redis(url)
     try:
         client.flushdb()
     finally:

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.end_to_end [--cases 200] [--concurrency 8] [--jiujiang-cases 20] [--latency 0 100]
                                          [--scenario medical-window medical-online guangxi-online jiujiang]
-                                         [--redis-url URL] [--serial] [--quick]
+                                         [--redis-url URL | --cluster] [--serial] [--quick]
 
 The gateway is `tests.support.harness.start_gateway`: API, worker and outbox dispatcher in one event loop on one
 thread, each mock department on its own uvicorn thread, all in THIS process (one GIL) with the load generator. Each
@@ -39,12 +39,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis.asyncio as aioredis
 from rich.progress import Progress
 
-from bench import MACHINE_REDIS, embedded_redis, redis_version, summary, write_results
+from bench import MACHINE_REDIS, embedded_redis, local_cluster, redis_version, summary, write_results
 from gateway.client import AsyncGatewayClient
+from gateway.settings import Settings
 from gateway.store import keys
+from gateway.store.connection import connect
 from tests.support.harness import OPERATOR, PLATFORM, TERMINAL, WINDOW, RunningGateway, applicant, start_gateway
 
 MEDICAL = ["employee_medical_enrolment"]
@@ -185,7 +186,7 @@ async def wait_done(redis_url: str, case_ids: list[str], matters: list[str],
                     certified: Callable[[], dict[str, float]] | None, timeout_s: float,
                     finished: Callable[[int], None] = lambda count: None) -> dict[str, dict[str, Any]]:
     """Watch the cases in Redis (not through the API, so watching adds no HTTP load) until each is finished."""
-    redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    redis = connect(redis_url, Settings())  # a single Redis or a Cluster, as the gateway connects
     done: dict[str, dict[str, Any]] = {}
     deadline = time.monotonic() + timeout_s
     try:
@@ -315,8 +316,11 @@ def show(result: dict[str, Any]) -> None:
 
 
 @contextmanager
-def redis_for(url: str | None) -> Iterator[str]:
-    if url:
+def redis_for(url: str | None, cluster: bool) -> Iterator[str]:
+    if cluster:
+        with local_cluster() as cluster_url:
+            yield cluster_url
+    elif url:
         yield url  # start_gateway flushes its database before each scenario
     else:
         with embedded_redis() as embedded_url:
@@ -335,6 +339,8 @@ def main() -> None:
     parser.add_argument("--scenario", nargs="+", default=list(EXPECTED), choices=list(EXPECTED))
     parser.add_argument("--redis-url", default=None,
                         help=f"a Redis to use (its database is FLUSHED), e.g. {MACHINE_REDIS}; default: embedded")
+    parser.add_argument("--cluster", action="store_true",
+                        help="a local 3-master Redis Cluster (the machine's redis-server) instead")
     parser.add_argument("--quick", action="store_true",
                         help="smoke: 10 Guangxi 3-matter online cases, mock latency 0 (other scenario options ignored)")
     args = parser.parse_args()
@@ -342,9 +348,9 @@ def main() -> None:
         args.scenario, args.cases, args.latency = ["guangxi-online"], 10, [0]
 
     results: list[dict[str, Any]] = []
-    with redis_for(args.redis_url) as url:
+    with redis_for(args.redis_url, args.cluster) as url:
         version = redis_version(url)
-        print(f"end to end on Redis {version} ({'embedded' if args.redis_url is None else url}), "
+        print(f"end to end on Redis {version} ({'embedded' if args.redis_url is None and not args.cluster else url}), "
               f"{'serial' if args.serial else f'concurrency {args.concurrency}'}")
         for latency in args.latency:
             for scenario in args.scenario:
@@ -355,7 +361,8 @@ def main() -> None:
                 results.append(result)
     table(results)
     name = "end_to_end_quick" if args.quick else "end_to_end_serial" if args.serial else "end_to_end"
-    write_results(name, {"redis": args.redis_url or "embedded", "redis_version": version, "results": results})
+    write_results(name, {"redis": "cluster" if args.cluster else args.redis_url or "embedded",
+                         "redis_version": version, "results": results})
 
 
 def table(results: list[dict[str, Any]]) -> None:

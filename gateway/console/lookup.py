@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
 
 import structlog
 
@@ -17,7 +16,6 @@ from gateway.bootstrap import Services
 from gateway.domain.status import TaskStatus, derive_case_status
 from gateway.security.applicant_index import MAC_PREFIX_SHOWN
 from gateway.store import keys
-from gateway.store.cases import CaseStore
 
 log = structlog.get_logger("gateway.console")
 MAX_LISTED = 50  # the newest cases of one person; more is a question for the platform, not the console
@@ -35,7 +33,12 @@ async def cases_of_id_number(services: Services, operator_id: str, id_number: st
     """The newest cases the (normalised) number opened, newest first; the look-up audited."""
     id_mac = services.store.applicant_index.mac(id_number)
     redis = services.redis
-    case_ids = await redis.zrevrange(keys.applicant_cases(id_mac), 0, MAX_LISTED - 1)
+    # Each case is indexed in its own shard: one pipeline reads the number's entries in every shard.
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in keys.all_shards():
+            pipe.zrevrange(keys.applicant_cases(shard, id_mac), 0, MAX_LISTED - 1, withscores=True)
+        found = [entry for entries in await pipe.execute() for entry in entries]
+    case_ids = [case_id for case_id, _ in sorted(found, key=lambda entry: -entry[1])[:MAX_LISTED]]
     listed: list[ListedCase] = []
     for case_id in case_ids:
         profile, created_at, matters = await redis.hmget(keys.case(case_id), ["profile", "created_at", "matters"])
@@ -52,18 +55,3 @@ async def cases_of_id_number(services: Services, operator_id: str, id_number: st
                                           {"actor": f"console:{operator_id}", "id_mac_prefix": prefix})
     log.info("console look-up by ID number", operator=operator_id, id_mac_prefix=prefix, found=len(listed))
     return listed
-
-
-async def index_existing_cases(store: CaseStore, batch: int = 500) -> int:
-    """Put cases stored before the applicant index existed into it; idempotent (a case already there stays)."""
-    indexed = 0
-    prefix = f"{keys.PREFIX}:{{"
-    async for key in store.redis.scan_iter(match=f"{prefix}*}}:case", count=batch):
-        case = await store.get_case(key[len(prefix):-len("}:case")])
-        id_number = str(case.applicant.get("id_number") or "") if case else ""
-        if case is None or not id_number:
-            continue
-        created = datetime.fromisoformat(case.created_at.replace("Z", "+00:00")).timestamp()
-        indexed += await store.redis.zadd(keys.applicant_cases(store.applicant_index.mac(id_number)),
-                                          {case.id: created}, nx=True)
-    return indexed

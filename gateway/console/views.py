@@ -43,6 +43,8 @@ from gateway.security.secrets import configured_key
 from gateway.settings import Settings
 from gateway.store import keys
 from gateway.store.cases import CaseRecord, TaskRecord
+from gateway.store.queue import depths as queue_depths
+from gateway.store.queue import overdue_case_ids, stream_consumers
 
 log = structlog.get_logger("gateway.console")
 HERE = Path(__file__).parent
@@ -580,19 +582,14 @@ async def _health(services: Services, versions: dict[str, str]) -> dict[str, Any
         adapters.append({"name": name, "version": versions.get(name) or getattr(adapter, "version", "") or "-",
                          "protocol": getattr(adapter, "protocol", "-"), "healthy": healthy, "breaker": state,
                          "failures": int(breaker.get("failures") or 0)})
-    depths = {
-        "tasks_stream": await redis.xlen(keys.TASK_STREAM),
-        "tasks_in_hand": await services.queue.pending_count(),
-        "delayed": await redis.zcard(keys.DELAYED),
-        "dlq": await redis.zcard(keys.DLQ),
-        "outbox_stream": await redis.xlen(keys.OUTBOX_STREAM),
-        "outbox_parked": await redis.llen(keys.OUTBOX_DEAD),
-    }
-    workers = [{"name": c["name"], "pending": c["pending"], "idle_s": round(int(c["idle"]) / 1000, 1)}
-               for c in await redis.xinfo_consumers(keys.TASK_STREAM, keys.TASK_GROUP)]
+    queued = await queue_depths(redis)
+    depths = {"tasks_stream": queued.tasks, "tasks_in_hand": queued.tasks_pending, "delayed": queued.delayed,
+              "dlq": queued.dead_letters, "outbox_stream": queued.outbox, "outbox_parked": queued.outbox_parked}
+    workers = [{"name": c["name"], "pending": c["pending"], "idle_s": round(c["idle"] / 1000, 1)}
+               for c in await stream_consumers(redis)]
     by_region: Counter[str] = Counter()
     by_matter: Counter[str] = Counter()
-    for case_id in await redis.zrangebyscore(keys.OPEN_CASES, "-inf", time.time(), start=0, num=1000):
+    for case_id in await overdue_case_ids(redis, limit=1000):
         profile, matters = await redis.hmget(keys.case(case_id), ["profile", "matters"])
         if profile:
             by_region[profile] += 1

@@ -105,7 +105,7 @@ class OutboxDispatcher:
         """Cases in parallel, so one slow receiver call does not hold every applicant's SMS behind it; each case's
         events in their order, so the platform sees a case's changes as they happened."""
         settings = self.services.settings
-        stream = StreamConsumer(self.services.redis, keys.OUTBOX_STREAM, keys.OUTBOX_GROUP, self.consumer,
+        stream = StreamConsumer(self.services.redis, keys.outbox_stream, keys.OUTBOX_GROUP, self.consumer,
                                 reclaim_idle_s=settings.outbox_redeliver_after_s)
         loop = ConsumerLoop(consumer=stream, handle=lambda entry: self.handle(*entry), give_up=self._park_poison,
                             order_key=lambda entry: entry[1].get("case_id", ""),

@@ -333,7 +333,7 @@ class Engine:
                 await self._move(case, task, TaskStatus.QUEUED, {}, then=("submit", 0))
         current = await self.store.get_tasks(case_id, case.matters)
         if all(t.status in TERMINAL for t in current):
-            await self.store.redis.zrem(keys.OPEN_CASES, case.id)
+            await self.store.redis.zrem(keys.open_cases(keys.shard_of(case.id)), case.id)
             await self.store.redis.zrem(keys.caller_open_cases(case.caller), case.id)
         await self.finish_case(case, current)
 

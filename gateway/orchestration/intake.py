@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -19,12 +18,13 @@ from gateway.domain.status import TaskStatus, derive_case_status
 from gateway.domain.validation import Application, validate_application
 from gateway.observability.metrics import APPLICATION_PROBLEMS, APPLICATIONS_REJECTED, CASES_CREATED
 from gateway.orchestration.engine import DOCUMENTS, E_LICENSE_ADAPTER
-from gateway.sdk import new_request_id
 from gateway.security.applicant_identity import ApplicantAssertion
 from gateway.security.caller_quotas import check_case_rights, open_cases_full
 from gateway.security.callers import Caller
-from gateway.store import keys
+from gateway.store import keys, pipelined, scripts
 from gateway.store.cases import CaseRecord, NewTask, TaskRecord, now_iso
+from gateway.store.pipelined import Script
+from gateway.store.queue import overdue_case_ids
 
 BEIJING = timezone(timedelta(hours=8))
 
@@ -43,6 +43,12 @@ def deadline_score(deadline: date | str) -> float:
 def request_hash(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
                           ).hexdigest()
+
+
+def request_id_in_shard(shard: int) -> str:
+    """A department request id of the SDK's form (new_request_id: "GW" + 30 hex digits), chosen in its case's shard so
+    that its index is written in the same step as the case."""
+    return "GW" + keys.new_id_in_shard(shard, hex_digits=30).upper()
 
 
 @dataclass(frozen=True)
@@ -105,8 +111,10 @@ def _assertion_problems(application: Application | None, body: Any,
 async def submit_case(services: Services, caller: Caller, idempotency_key: str, body: Any,
                       assertion: ApplicantAssertion | None, *, operator: str | None = None,
                       nonce: str = "") -> Accepted:
-    """One round trip to Redis for a new case: the create step answers a retry, a conflict, a full caller and a
-    spent assertion itself, and the 202 is built from what it wrote."""
+    """Three round trips to Redis for a new case at most: the caller's (nonce and rate token, gateway/api/app.py),
+    then _admit's (the caller's open-case count and the assertion's claim, each in its own slot; skipped for a window
+    case of a caller with no maximum), then the create step, which answers a retry and a conflict itself; the 202 is
+    built from what it wrote."""
     if not idempotency_key or len(idempotency_key) > 200:
         raise ApiError(422, ErrorItem("header.idempotency_key.required", "Idempotency-Key",
                                       "缺少 Idempotency-Key 请求头（不超过200个字符）",
@@ -137,7 +145,9 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
             APPLICATION_PROBLEMS.labels(p.code).inc()
         raise ApiError(422, *problems)
     application = outcome.application
-    case_id = uuid.uuid4().hex
+    # The case lives in its idempotency record's shard: one atomic step writes both (gateway/store/keys.py).
+    shard = keys.idempotency_shard(caller.app_id, idempotency_key)
+    case_id = keys.new_id_in_shard(shard)
     profile = services.profiles.get(application.profile)
     tasks: list[NewTask] = []
     for code in application.matters:
@@ -145,7 +155,7 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
         prerequisite = [m for m in (spec.prerequisite.any_of if spec.prerequisite else []) if m in application.matters]
         tasks.append(NewTask(
             matter=code, department=spec.department, adapter=spec.adapter, operation=spec.operation,
-            request_id=new_request_id(), prerequisite=prerequisite,
+            request_id=request_id_in_shard(shard), prerequisite=prerequisite,
             deadline=task_deadline(profile, code, application.channel, today, services.calendar).isoformat(),
             ready=not prerequisite))
     deadline = case_deadline(profile, application.matters, application.channel, today, services.calendar)
@@ -165,6 +175,8 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
         "certificates": [], "documents": {},
         "attachments": materials.attachments, "materials_received": materials.received,
     }
+    if retry := await _admit(services, caller, case_id, idempotency_key, digest, assertion):
+        return retry
     result = await services.store.create(
         caller=caller.app_id, idempotency_key=idempotency_key, request_hash=digest, case_id=case_id,
         case_fields=case_fields,
@@ -172,20 +184,12 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
         deadline_ts=deadline_score(deadline),
         ttl_s=services.settings.idempotency_ttl_s,
         first_messages=first,
-        # Kept past exp by more than the verifier's leeway, so the assertion cannot be replayed while it is valid.
-        spent_assertion=(keys.assertion_used(assertion.issuer, assertion.jti),
-                         assertion.expires_at - int(time.time()) + 60) if assertion else None,
         nonce=nonce,
-        max_open_cases=caller.max_open_cases,
     )
+    if not result.created:
+        await services.quotas.not_stored(caller, case_id)
     if result.conflict:
         raise _conflict()
-    if result.full:
-        raise open_cases_full(caller)
-    if result.replayed:
-        raise ApiError(401, ErrorItem("applicant.assertion.replayed", "X-Applicant-Assertion",
-                                      "申请人身份凭证已使用过，请重新认证",
-                                      "this applicant assertion was already used for another application"))
     if not result.replicated:
         raise _not_replicated()
     if not result.created:
@@ -195,6 +199,41 @@ async def submit_case(services: Services, caller: Caller, idempotency_key: str, 
         return Accepted(created=False, view=view)
     CASES_CREATED.labels(application.profile, application.channel).inc()
     return Accepted(created=True, view=_as_written(case_fields, tasks))
+
+
+# Spends an applicant assertion for one request, in the jti's own slot (scripts.CLAIM_ASSERTION).
+CLAIM_ASSERTION = Script(scripts.CLAIM_ASSERTION)
+
+
+async def _admit(services: Services, caller: Caller, case_id: str, key: str, digest: str,
+                 assertion: ApplicantAssertion | None) -> Accepted | None:
+    """Before the case is stored, in one round trip: the case counted among the caller's open ones (when it has a
+    maximum) and the applicant assertion claimed for this request (caller, key and body: a retry of the same request
+    claims it again and then finds its case). Each is a key of its own slot, so neither can be in the create step.
+    A full caller's retry of a case it was answered before gets that case again."""
+    join = services.quotas.join_open(caller, case_id)
+    # Kept past exp by more than the verifier's leeway, so the assertion cannot be replayed while it is valid.
+    claim = (CLAIM_ASSERTION.call([keys.assertion_used(assertion.issuer, assertion.jti)],
+                                  [f"{caller.app_id}|{key}|{digest}",
+                                   max(1, assertion.expires_at - int(time.time()) + 60)])
+             if assertion else None)
+    commands = [command for command in (join, claim) if command is not None]
+    if not commands:
+        return None
+    replies = iter(await pipelined.execute(services.redis, commands,
+                                           [services.quotas.join_script, CLAIM_ASSERTION]))
+    joined = join is None or bool(int(next(replies))) or await services.quotas.join_after_orphans(caller, case_id)
+    claimed = claim is None or bool(int(next(replies)))
+    if not joined:
+        if retry := await _retry_of_accepted(services, caller, key, digest):
+            return retry
+        raise open_cases_full(caller)
+    if not claimed:
+        await services.quotas.not_stored(caller, case_id)
+        raise ApiError(401, ErrorItem("applicant.assertion.replayed", "X-Applicant-Assertion",
+                                      "申请人身份凭证已使用过，请重新认证",
+                                      "this applicant assertion was already used for another application"))
+    return None
 
 
 def _as_written(case_fields: dict[str, Any], tasks: list[NewTask]) -> dict[str, Any]:
@@ -252,7 +291,7 @@ _SETTLED = {s.value for s in (TaskStatus.COMPLETED, TaskStatus.REJECTED, TaskSta
 
 async def overdue_cases(services: Services, caller: Caller) -> list[dict[str, Any]]:
     """Open cases of this caller whose promised deadline has passed."""
-    case_ids = await services.redis.zrangebyscore(keys.OPEN_CASES, "-inf", time.time())
+    case_ids = await overdue_case_ids(services.redis)
     views = []
     for case_id in case_ids:
         view = await read_case(services, case_id, caller)

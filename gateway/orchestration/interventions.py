@@ -33,7 +33,8 @@ async def replay_dead_letters(services: Services, *, actor: str, task: str | Non
         if result.moved:
             case = await services.store.get_case(dead_case)
             if case is not None:  # open again: back on the overdue watch
-                await services.redis.zadd(keys.OPEN_CASES, {dead_case: deadline_score(case.deadline)})
+                await services.redis.zadd(keys.open_cases(keys.shard_of(dead_case)),
+                                          {dead_case: deadline_score(case.deadline)})
                 await services.redis.zadd(keys.caller_open_cases(case.caller), {dead_case: time.time()})
             replayed += 1
         await services.queue.forget_dead_letter(dead_case, matter)

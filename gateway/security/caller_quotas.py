@@ -8,6 +8,7 @@ that stores a case (CREATE_CASE) and left when the case finishes.
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 from gateway.api.errors import ApiError, ErrorItem
@@ -61,10 +62,22 @@ def check_case_rights(caller: Caller, body: Any) -> None:
                                  "this caller may not apply for this matter")
 
 
+# KEYS: the caller's open-case set. ARGV: case id, now, limit. Returns 1 joined, 0 full.
+JOIN_OPEN = """
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"""
+
+# A member this old without its case was left by a process that stopped between joining and storing.
+_ORPHAN_AFTER_S = 60.0
+
+
 class CallerQuotas:
     def __init__(self, redis: StrRedis) -> None:
         self.redis = redis
         self._take_token = Script(TAKE_TOKEN)
+        self.join_script = Script(JOIN_OPEN)
 
     async def admit(self, caller: Caller, spend_nonce: tuple[Any, ...]) -> None:
         """The request's nonce spent and one token taken from the caller's bucket, in one round trip: 401 for a
@@ -81,6 +94,44 @@ class CallerQuotas:
             raise ApiError(429, ErrorItem("caller.rate_limited", "", f"请求过于频繁，请 {retry_after} 秒后重试",
                                           f"too many requests; retry in {retry_after} s"),
                            headers={"Retry-After": str(retry_after)})
+
+
+    def join_open(self, caller: Caller, case_id: str) -> tuple[Any, ...] | None:
+        """The command that counts a case about to be stored among the caller's open ones (None: the caller has no
+        maximum, so nothing to count). Its own slot, not the case's shard: sent with the assertion's claim before
+        the case is stored (gateway/orchestration/intake.py), and undone by not_stored when the case was not."""
+        if caller.max_open_cases is None:
+            return None
+        return self.join_script.call([keys.caller_open_cases(caller.app_id)],
+                                    [case_id, time.time(), caller.max_open_cases])
+
+    async def join_after_orphans(self, caller: Caller, case_id: str) -> bool:
+        """The caller looked full: forget members a stopped process left behind, then try once more."""
+        key = keys.caller_open_cases(caller.app_id)
+        if not await self._forget_orphans(key):
+            return False
+        command = self.join_open(caller, case_id)
+        assert command is not None
+        [joined] = await pipelined.execute(self.redis, [command], [self.join_script])
+        return bool(int(joined))
+
+    async def not_stored(self, caller: Caller, case_id: str) -> None:
+        """The case counted by join_open was not stored after all (a repeat, a conflict or a spent assertion)."""
+        if caller.max_open_cases is not None:
+            await self.redis.zrem(keys.caller_open_cases(caller.app_id), case_id)
+
+    async def _forget_orphans(self, key: str) -> bool:
+        old = await self.redis.zrangebyscore(key, "-inf", time.time() - _ORPHAN_AFTER_S)
+        if not old:
+            return False
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for case_id in old:
+                pipe.exists(keys.case(case_id))
+            present = await pipe.execute()
+        orphans = [case_id for case_id, there in zip(old, present, strict=True) if not there]
+        if orphans:
+            await self.redis.zrem(key, *orphans)
+        return bool(orphans)
 
 
 def open_cases_full(caller: Caller) -> ApiError:

@@ -156,8 +156,6 @@ class CreateResult:
     created: bool
     case_id: str | None  # the existing case when not created and the body matches
     conflict: bool = False  # the key was used for another body
-    replayed: bool = False  # the applicant assertion already created another case
-    full: bool = False  # the caller has its maximum of open cases
     replicated: bool = True  # as many replicas as asked for hold it (always true when not asked to wait)
 
 
@@ -195,15 +193,18 @@ class CaseStore:
     async def create(self, *, caller: str, idempotency_key: str, request_hash: str, case_id: str,
                      case_fields: dict[str, Any], tasks: list[NewTask], deadline_ts: float,
                      ttl_s: int, first_messages: list[dict[str, str]],
-                     spent_assertion: tuple[str, int] | None = None, nonce: str = "",
-                     max_open_cases: int | None = None) -> CreateResult:
+                     nonce: str = "") -> CreateResult:
         """Store the case, its tasks and its first queue messages in one atomic step with the idempotency key, in
-        one round trip (with the WAIT for replicas when asked for).
+        one round trip (with the WAIT for replicas when asked for). The applicant assertion is spent before, in its
+        own slot (gateway/orchestration/intake.py, CLAIM_ASSERTION).
 
-        `spent_assertion` is (key, seconds until the assertion expires): the assertion is consumed in the same step.
+        `case_id` must be in the shard of the idempotency record (keys.new_id_in_shard(keys.idempotency_shard(...))).
         `nonce` is the signed request's nonce, recorded on the audit chain with the caller, clerk and assertion.
-        `max_open_cases`: the caller's maximum of open cases (None: no maximum), checked and joined in the same step.
         """
+        shard = keys.idempotency_shard(caller, idempotency_key)
+        if {keys.shard_of(case_id), *(keys.shard_of(t.request_id) for t in tasks)} != {shard}:
+            raise ValueError(f"case {case_id} and its request ids must be chosen in shard {shard} of its "
+                             "idempotency record (keys.new_id_in_shard): one step writes them all")
         sealed = dict(case_fields)
         traceparent = current_traceparent()
         if traceparent:  # the case's own trace: its delayed steps, callbacks and deliveries continue it
@@ -231,29 +232,21 @@ class CaseStore:
             "request_ids": {t.matter: t.request_id for t in tasks}})
         # A new case id has no chain yet: its first entry needs no read of the head.
         sealed_event, mac, entry = self.audit.entry(case_id, 1, "", event, self.events, current_trace_id())
-        assertion_keys, assertion_ttl = [], 0
-        if spent_assertion:
-            assertion_keys, assertion_ttl = [spent_assertion[0]], max(1, spent_assertion[1])
-        # The console's look-up by ID number: the case under the number's MAC, written with the case.
+        # The console's look-up by ID number: the case under the number's MAC in its shard, written with the case.
         id_number = str((case_fields.get("applicant") or {}).get("id_number") or "")
-        index_keys = [keys.applicant_cases(self.applicant_index.mac(id_number))] if id_number else []
+        index_keys = [keys.applicant_cases(shard, self.applicant_index.mac(id_number))] if id_number else []
         commands: list[tuple[Any, ...]] = [self._create.call(
-            keys=[keys.idempotency(caller, idempotency_key), keys.case(case_id), keys.OUTBOX_STREAM,
-                  keys.TASK_STREAM, keys.OPEN_CASES, keys.audit(case_id), keys.caller_open_cases(caller),
-                  *assertion_keys, *task_keys, *index_keys],
+            keys=[keys.idempotency(caller, idempotency_key), keys.case(case_id), keys.outbox_stream(shard),
+                  keys.task_stream(shard), keys.open_cases(shard), keys.audit(case_id), *task_keys, *index_keys],
             args=[request_hash, case_id, ttl_s, json.dumps({k: _encode(v) for k, v in sealed.items()}),
-                  deadline_ts, json.dumps(task_payload), json.dumps(first_messages), assertion_ttl,
-                  1, "", sealed_event, entry, mac, max_open_cases or 0, time.time(), "1" if index_keys else ""])]
+                  deadline_ts, json.dumps(task_payload), json.dumps(first_messages),
+                  1, "", sealed_event, entry, mac, time.time(), "1" if index_keys else ""])]
         if self.wait_replicas:  # WAIT counts the replicas holding this connection's writes: sent with the script
             commands.append(("WAIT", self.wait_replicas, self.wait_timeout_ms))
         (status, value), *acked = await pipelined.execute(self.redis, commands, [self._create])
         if status == "created":
             return CreateResult(created=True, case_id=case_id,
                                 replicated=not acked or int(acked[0]) >= self.wait_replicas)
-        if status == "replayed":
-            return CreateResult(created=False, case_id=None, replayed=True)
-        if status == "full":
-            return CreateResult(created=False, case_id=None, full=True)
         stored_hash, _, existing_id = str(value).partition("|")
         if stored_hash != request_hash:
             return CreateResult(created=False, case_id=None, conflict=True)
@@ -349,11 +342,12 @@ class CaseStore:
         recorded = self._event("task.status_changed", case_id, matter, payload)
         kind, delay_s = then or ("", 0.0)
         follow_up = json.dumps({"case_id": case_id, "matter": matter, "kind": kind}, sort_keys=True) if then else ""
+        shard = keys.shard_of(case_id)
 
         async def run(chain: list[Any]) -> Any:
             return await self._transition(
-                keys=[keys.task(case_id, matter), keys.case(case_id), keys.OUTBOX_STREAM, keys.audit(case_id),
-                      keys.TASK_STREAM, keys.DELAYED],
+                keys=[keys.task(case_id, matter), keys.case(case_id), keys.outbox_stream(shard), keys.audit(case_id),
+                      keys.task_stream(shard), keys.delayed(shard)],
                 args=[target.value, ",".join(s.value for s in sources_of(target)), json.dumps(updates), *chain,
                       follow_up, time.time() + delay_s if delay_s > 0 else 0])
 
@@ -391,7 +385,8 @@ class CaseStore:
         event = self._event(event_type, case_id, payload.get("matter"), payload)
 
         async def run(chain: list[Any]) -> Any:
-            return await self._append_event(keys=[keys.case(case_id), keys.OUTBOX_STREAM, keys.audit(case_id)],
+            return await self._append_event(keys=[keys.case(case_id), keys.outbox_stream(keys.shard_of(case_id)),
+                                                  keys.audit(case_id)],
                                             args=chain)
 
         await self._chained(case_id, event, run, lambda r: int(r) == 0)
@@ -409,7 +404,8 @@ class CaseStore:
 
         async def run(chain: list[Any]) -> Any:
             return await self._step_reminder(
-                keys=[keys.task(case_id, matter), keys.case(case_id), keys.OUTBOX_STREAM, keys.audit(case_id)],
+                keys=[keys.task(case_id, matter), keys.case(case_id), keys.outbox_stream(keys.shard_of(case_id)),
+                      keys.audit(case_id)],
                 args=[waiting.value, plan, reminded, number, json.dumps(links, ensure_ascii=False), now_iso(),
                       *chain])
 

@@ -3,7 +3,7 @@
 
 A consumer reads new entries, keeps the entries in its hands alive (so nobody takes over a slow step), reclaims the
 entries a dead consumer left (idle longer than `reclaim_idle_s`), counts the crashes of each entry (a poison entry is
-given up after `max_failures`) and acknowledges an entry atomically (XACK and XDEL in one MULTI).
+given up after `max_failures`) and acknowledges an entry atomically (XACK and XDEL in one script).
 
 Entries that share an ordering key (one case's events) are handled one after the other in stream order; a handler
 answering False stops its key's chain there, and the entries after it come back later by reclaim, still in order.
@@ -21,12 +21,13 @@ from typing import Any
 import structlog
 from redis.exceptions import RedisError, ResponseError
 
-from gateway.store import keys
+from gateway.store import keys, scripts
 from gateway.store.connection import StrRedis
 
 log = structlog.get_logger("gateway.consumer")
 
 Entry = tuple[str, dict[str, str]]  # (entry id, fields)
+IDLE_WAIT_MS = 50  # the longest wait between two reads of an idle consumer
 
 
 def autoclaim_entries(reply: list[Any]) -> list[Entry]:
@@ -44,46 +45,105 @@ def autoclaim_entries(reply: list[Any]) -> list[Entry]:
     return entries
 
 
-class StreamConsumer:
-    """One named consumer of one stream's consumer group."""
+def entry_id(shard: int, stream_id: str) -> str:
+    """An entry's id across shards: stream ids are unique only within their own shard's stream."""
+    return f"{shard}/{stream_id}"
 
-    def __init__(self, redis: StrRedis, stream: str, group: str, consumer: str, *, reclaim_idle_s: float) -> None:
+
+def split_entry_id(entry_id: str) -> tuple[int, str]:
+    shard, _, stream_id = entry_id.partition("/")
+    return int(shard), stream_id
+
+
+class StreamConsumer:
+    """One named consumer of a consumer group on every shard's stream (`stream_of(shard)`, gateway/store/keys.py).
+
+    Each shard's stream is its own Cluster slot, and a command naming streams of several slots is refused
+    (CROSSSLOT), so one blocking XREADGROUP over all shards is impossible. A read instead sends one non-blocking
+    XREADGROUP per shard in one pipeline (one round trip per node; on a single Redis one round trip), shares the
+    entries it may take among the shards, starting from the next shard each time (no shard waits behind a busy one),
+    and once every shard was found empty waits a little before the next round: 2 ms, doubling up to IDLE_WAIT_MS
+    (or `block_ms` if shorter). An idle consumer costs one pipeline per IDLE_WAIT_MS (16 empty reads: microseconds of
+    Redis time) and takes a new entry within IDLE_WAIT_MS; a busy one reads back to back.
+    """
+
+    def __init__(self, redis: StrRedis, stream_of: Callable[[int], str], group: str, consumer: str, *,
+                 reclaim_idle_s: float) -> None:
         self.redis = redis
-        self.stream = stream
+        self.stream_of = stream_of
         self.group = group
         self.consumer = consumer
         self.reclaim_idle_s = reclaim_idle_s
+        self.name = stream_of(0).rpartition(":")[2]  # for logs: "tasks", "outbox"
+        self._next_shard = 0
+        self._empty_shards = 0  # shards read in a row that had nothing
+        self._idle_rounds = 0
+        self._ack_delete = redis.register_script(scripts.ACK_DELETE)
 
     async def ensure_group(self) -> None:
-        try:
-            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        for shard in keys.all_shards():
+            try:
+                await self.redis.xgroup_create(self.stream_of(shard), self.group, id="0", mkstream=True)
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+
+    def _shares(self, count: int) -> list[tuple[int, int]]:
+        """(shard, how many to read) for `count` entries, from the next shard in turn."""
+        shards = keys.shard_count()
+        base, extra = divmod(count, shards)
+        first = self._next_shard
+        shares = [((first + i) % shards, base + (1 if i < extra else 0)) for i in range(min(count, shards))]
+        self._next_shard = (first + len(shares)) % shards
+        return shares
 
     async def read(self, count: int, block_ms: int) -> list[Entry]:
-        reply = await self.redis.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count,
-                                           block=block_ms)
-        return [(mid, fields) for _stream, items in reply or [] for mid, fields in items if fields]
+        shares = self._shares(count)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard, share in shares:
+                pipe.xreadgroup(self.group, self.consumer, {self.stream_of(shard): ">"}, count=share)
+            replies = await pipe.execute()
+        entries = [(entry_id(shard, mid), fields) for (shard, _), reply in zip(shares, replies, strict=True)
+                   for _stream, items in reply or [] for mid, fields in items if fields]
+        if entries:
+            self._empty_shards = self._idle_rounds = 0
+            return entries
+        self._empty_shards += len(shares)
+        if self._empty_shards >= keys.shard_count():  # a whole turn of the shards found nothing: wait a little
+            self._empty_shards = 0
+            await asyncio.sleep(min(block_ms, IDLE_WAIT_MS, 2 << min(self._idle_rounds, 16)) / 1000)
+            self._idle_rounds += 1
+        return entries
 
     async def reclaim(self, count: int = 50, min_idle_s: float | None = None) -> list[Entry]:
-        """Take over entries a dead (or stuck) consumer read but never acknowledged."""
+        """Take over entries a dead (or stuck) consumer read but never acknowledged, up to `count` per round
+        shared among the shards."""
         idle_ms = int((self.reclaim_idle_s if min_idle_s is None else min_idle_s) * 1000)
-        reply = await self.redis.execute_command("XAUTOCLAIM", self.stream, self.group, self.consumer, idle_ms,
-                                                 "0-0", "COUNT", count)
-        return autoclaim_entries(reply)
+        per_shard = -(-count // keys.shard_count())
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in keys.all_shards():
+                pipe.execute_command("XAUTOCLAIM", self.stream_of(shard), self.group, self.consumer, idle_ms,
+                                     "0-0", "COUNT", per_shard)
+            replies = await pipe.execute()
+        return [(entry_id(shard, mid), fields) for shard, reply in enumerate(replies)
+                for mid, fields in autoclaim_entries(reply)]
 
     async def keep_alive(self, entry_ids: list[str]) -> None:
         """Reset the idle time of entries this consumer is still working on, so nobody reclaims a live step."""
-        if entry_ids:
-            await self.redis.execute_command("XCLAIM", self.stream, self.group, self.consumer, 0, *entry_ids,
-                                             "JUSTID")
+        by_shard: dict[int, list[str]] = {}
+        for shard, stream_id in map(split_entry_id, entry_ids):
+            by_shard.setdefault(shard, []).append(stream_id)
+        if not by_shard:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard, stream_ids in by_shard.items():
+                pipe.execute_command("XCLAIM", self.stream_of(shard), self.group, self.consumer, 0, *stream_ids,
+                                     "JUSTID")
+            await pipe.execute()
 
     async def ack(self, entry_id: str) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.stream, self.group, entry_id)
-            pipe.xdel(self.stream, entry_id)
-            await pipe.execute()
+        shard, stream_id = split_entry_id(entry_id)
+        await self._ack_delete(keys=[self.stream_of(shard)], args=[self.group, stream_id])
 
     async def count_failure(self, entry_id: str) -> int:
         key = keys.step_failures(entry_id)
@@ -94,8 +154,11 @@ class StreamConsumer:
         return int(failures)
 
     async def pending_count(self) -> int:
-        info = await self.redis.xpending(self.stream, self.group)
-        return int(info["pending"]) if info else 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in keys.all_shards():
+                pipe.xpending(self.stream_of(shard), self.group)
+            replies = await pipe.execute()
+        return sum(int(info["pending"]) for info in replies if info)
 
 
 @dataclass
@@ -143,10 +206,10 @@ class ConsumerLoop:
                     await asyncio.wait(self.tasks, timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
                 self.take(entries)
             except (RedisError, OSError) as exc:
-                log.warning("consumer lost Redis, retrying", stream=self.consumer.stream, error=type(exc).__name__)
+                log.warning("consumer lost Redis, retrying", stream=self.consumer.name, error=type(exc).__name__)
                 await asyncio.sleep(1)
             except Exception:  # the loop must outlive any one bad entry; it stays pending
-                log.exception("consumer loop error", stream=self.consumer.stream)
+                log.exception("consumer loop error", stream=self.consumer.name)
                 await asyncio.sleep(1)
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=30)
@@ -192,9 +255,9 @@ class ConsumerLoop:
             try:
                 failures = await self.consumer.count_failure(entry[0])
             except (RedisError, OSError):  # Redis itself is away: the entry simply stays pending
-                log.error("step failed and Redis is unreachable", stream=self.consumer.stream, entry=entry[0])
+                log.error("step failed and Redis is unreachable", stream=self.consumer.name, entry=entry[0])
                 return False
-            log.error("step failed", stream=self.consumer.stream, entry=entry[0], failures=failures,
+            log.error("step failed", stream=self.consumer.name, entry=entry[0], failures=failures,
                       error=f"{type(exc).__name__}: {str(exc)[:200]}")
             if failures < self.max_failures:
                 return False

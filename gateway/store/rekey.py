@@ -39,8 +39,9 @@ class KeyRotation:
         self._reseal_item = redis.register_script(scripts.RESEAL_ITEM)
 
     async def run(self) -> RotationCounts:
-        async for key in self.redis.scan_iter(match=f"{keys.PREFIX}:{{*", count=self.batch):
-            case_id, _, rest = key[len(keys.PREFIX) + 2:].partition("}:")
+        # Every case's keys, on every node of a Cluster (scan_iter walks each primary in turn).
+        async for key in self.redis.scan_iter(match=keys.CASE_KEYS_PATTERN, count=self.batch):
+            case_id, _, rest = key.partition("}:c:")[2].partition(":")
             if rest == "case":
                 await self._hash(key, {name: case_field_associated(case_id, name) for name in CASE_SEALED})
             elif rest.startswith("task:"):
@@ -49,9 +50,10 @@ class KeyRotation:
             elif rest == "audit":
                 await self._list(key, case_id)
         await self._list(keys.OUTBOX_DEAD, None)
-        for _, fields in await self.redis.xrange(keys.OUTBOX_STREAM):
-            if is_sealed(fields.get("event", "")) and not self.events.is_current(fields["event"]):
-                self.counts.outbox_waiting += 1
+        for shard in keys.all_shards():
+            for _, fields in await self.redis.xrange(keys.outbox_stream(shard)):
+                if is_sealed(fields.get("event", "")) and not self.events.is_current(fields["event"]):
+                    self.counts.outbox_waiting += 1
         return self.counts
 
     async def _hash(self, key: str, associated: dict[str, str]) -> None:

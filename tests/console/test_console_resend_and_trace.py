@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.store import keys
 from tests.console.support import (
     OPERATOR,
     VIEWER,
@@ -56,7 +57,7 @@ def wait_for_reminders(gw: RunningGateway, count: int) -> list[dict[str, Any]]:
 def test_a_fresh_link_is_sent_from_the_cli_and_from_the_console_audited_and_refused_to_a_viewer(gw, tmp_path):
     case_id = gw.submit(awaiting_payment_case()).json()["id"]
     gw.wait(case_id, lambda c: any(t["status"] == "awaiting_payment" for t in c["tasks"]))
-    audit = f"gw:{{{case_id}}}:audit"
+    audit = keys.audit(case_id)
     # The CLI.
     env = dict(os.environ, GATEWAY_REDIS_URL=gw.redis_url, GATEWAY_VAR_DIR=str(tmp_path / "var"),
                GATEWAY_API_PORT=str(gw.settings.api_port))
@@ -112,7 +113,7 @@ def test_the_timeline_links_each_change_to_its_trace_and_the_page_refreshes_in_p
     case_id = gw.submit(medical_case()).json()["id"]
     gw.wait_terminal(case_id)
     # A change made in a trace carries its trace id beside the MACed part of its audit entry (as under OTel).
-    audit = f"gw:{{{case_id}}}:audit"
+    audit = keys.audit(case_id)
     entry = json.loads(gw.redis().lindex(audit, 0))
     entry["trace_id"] = "4bf92f3577b34da6a3ce929d0e0e4736"
     gw.redis().lset(audit, 0, json.dumps(entry))

@@ -9,6 +9,7 @@ import re
 import httpx
 import pytest
 
+from gateway.store import keys
 from tests.console.support import (
     OPERATOR,
     VIEWER,
@@ -19,6 +20,7 @@ from tests.console.support import (
     sign_in,
     start_console_gateway,
 )
+from tests.support.harness import dead_letter_count
 
 
 @pytest.fixture
@@ -86,22 +88,22 @@ def test_actions_without_or_with_a_wrong_csrf_token_change_nothing(gw):
     client = sign_in(gw, OPERATOR)
     page = client.get(f"/console/cases/{case_id}")
     assert page.status_code == 200 and "确认重放" in page.text
-    entries_before = gw.redis().llen(f"gw:{{{case_id}}}:audit")
+    entries_before = gw.redis().llen(keys.audit(case_id))
     for data in ({"matter": "employee_medical_enrolment"},
                  {"matter": "employee_medical_enrolment", "csrf": "not-the-token"}):
         assert client.post(f"/console/cases/{case_id}/replay", data=data).status_code == 403
         assert client.post(f"/console/cases/{case_id}/cancel", data={**data, "reason": "x" * 4}).status_code == 403
         assert client.post(f"/console/cases/{case_id}/reveal", data={**data, "reason": "x" * 4}).status_code == 403
     assert gw.case(case_id)["tasks"][0]["status"] == "failed"
-    assert gw.redis().zcard("gw:dlq") == 1
-    assert gw.redis().llen(f"gw:{{{case_id}}}:audit") == entries_before
+    assert dead_letter_count(gw.redis()) == 1
+    assert gw.redis().llen(keys.audit(case_id)) == entries_before
     # Another session's token is no better: tokens are bound to their session.
     other = sign_in(gw, OPERATOR)
     other_token = csrf_of(other.get(f"/console/cases/{case_id}").text)
     assert other_token != csrf_of(page.text)
     assert client.post(f"/console/cases/{case_id}/replay",
                        data={"matter": "employee_medical_enrolment", "csrf": other_token}).status_code == 403
-    assert gw.redis().zcard("gw:dlq") == 1
+    assert dead_letter_count(gw.redis()) == 1
 
 
 def test_a_viewer_cannot_replay_cancel_or_unmask_and_sees_masked_fields(gw):
@@ -115,7 +117,7 @@ def test_a_viewer_cannot_replay_cancel_or_unmask_and_sees_masked_fields(gw):
     for action, data in (("replay", {"matter": "employee_medical_enrolment"}), ("cancel", {"reason": "test"}),
                          ("reveal", {"reason": "test"})):
         assert viewer.post(f"/console/cases/{case_id}/{action}", data={**data, "csrf": token}).status_code == 403
-    assert gw.case(case_id)["tasks"][0]["status"] == "failed" and gw.redis().zcard("gw:dlq") == 1
+    assert gw.case(case_id)["tasks"][0]["status"] == "failed" and dead_letter_count(gw.redis()) == 1
 
 
 def test_an_operator_unmasks_with_a_reason_and_the_view_is_on_the_audit_chain(gw):
@@ -130,6 +132,7 @@ def test_an_operator_unmasks_with_a_reason_and_the_view_is_on_the_audit_chain(gw
     assert "韦样例" not in timeline  # the next view is masked again
 
 
+@pytest.mark.cluster  # a key flow: also on the Redis Cluster fixture
 def test_an_operator_replays_a_dead_letter_and_cancels_with_a_reason_both_audited(gw):
     case_id = dead_lettered_case(gw)
     gw.faults("medical", error_rate=0.0)
@@ -139,7 +142,7 @@ def test_an_operator_replays_a_dead_letter_and_cancels_with_a_reason_both_audite
                          data={"csrf": token, "matter": "employee_medical_enrolment"})
     assert answer.status_code == 303 and answer.headers["location"].endswith("done=replayed")
     assert gw.wait_terminal(case_id)["tasks"][0]["status"] == "completed"
-    assert gw.redis().zcard("gw:dlq") == 0
+    assert dead_letter_count(gw.redis()) == 0
     page = client.get(f"/console/cases/{case_id}").text
     assert f"console:{OPERATOR[0]}" in page and "replayed from the DLQ" in page and "完整 intact" in page
     # A case still open (its tax declaration waits for the applicant, who never pays): cancelled with a reason,
@@ -154,6 +157,7 @@ def test_an_operator_replays_a_dead_letter_and_cancels_with_a_reason_both_audite
     assert "申请人撤回" in page and f"console:{OPERATOR[0]}" in page
 
 
+@pytest.mark.cluster  # a key flow: also on the Redis Cluster fixture
 def test_a_case_is_found_by_the_platform_idempotency_key(gw):
     case_id = gw.submit(medical_case(),
                         key="platform-key-1").json()["id"]

@@ -32,7 +32,7 @@ def medical_case(**overrides):
 
 
 def case_count(gw: RunningGateway) -> int:
-    return len(gw.redis().keys("gw:{*}:case"))
+    return len(list(gw.redis().scan_iter("gw:{*}:c:*:case")))
 
 
 def codes(response: httpx.Response) -> list[str]:
@@ -139,6 +139,7 @@ def test_unknown_profile_and_bad_json_are_422_not_500(gw):
     assert response.status_code == 422 and codes(response) == ["body.invalid"]
 
 
+@pytest.mark.cluster  # a key flow: also on the Redis Cluster fixture
 def test_idempotency_same_body_same_case_other_body_409_missing_key_422(gw):
     key = uuid.uuid4().hex
     body = medical_case()

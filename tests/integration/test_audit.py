@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gateway.bootstrap import pii_cipher
 from gateway.security.audit import canonical, event_associated
+from gateway.store import keys
 from tests.support.harness import applicant, start_gateway
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
@@ -36,7 +37,7 @@ def test_a_cases_history_is_chained_with_a_key_and_tampering_is_found(redis_url,
         events = gw.wait_events(lambda es: any(e["case_id"] == case_id and e.get("status") == "completed"
                                                for e in es))
         mine = sorted((e for e in events if e["case_id"] == case_id), key=lambda e: e["seq"])
-        key = f"gw:{{{case_id}}}:audit"
+        key = keys.audit(case_id)
         client = gw.redis()
         raw_chain = client.lrange(key, 0, -1)
         chain = [json.loads(raw) for raw in raw_chain]

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+
 from gateway.resilience.breaker import CircuitBreakers
 from gateway.settings import Settings
 from gateway.store.connection import connect
+
+pytestmark = pytest.mark.cluster  # breakers on the Redis Cluster fixture too
 
 
 async def _breakers(redis_url: str, open_s: float = 0.3) -> tuple[CircuitBreakers, CircuitBreakers, str]:

@@ -20,6 +20,7 @@ import pytest
 
 from gateway.client import GatewayClient, signed_headers
 from gateway.security.signing import sign_caller_request
+from gateway.store import keys
 from tests.support.harness import (
     OPERATOR,
     PLATFORM,
@@ -86,11 +87,12 @@ def stored(gw: RunningGateway) -> dict[str, Any]:
     """What a refused request must not have changed: cases, idempotency keys, and no stream entry for a case
     other than those (earlier cases still move while a test runs, so their entries may come and go)."""
     r = gw.redis()
-    cases = sorted(r.keys("gw:{*}:case"))
-    known = {key.split("{")[1].split("}")[0] for key in cases}
-    strangers = [(stream, fields["case_id"]) for stream in ("gw:tasks", "gw:outbox") if r.exists(stream)
+    cases = sorted(r.scan_iter("gw:{*}:c:*:case"))
+    known = {key.partition(":c:")[2].removesuffix(":case") for key in cases}
+    strangers = [(stream, fields["case_id"]) for shard in keys.all_shards()
+                 for stream in (keys.task_stream(shard), keys.outbox_stream(shard)) if r.exists(stream)
                  for _, fields in r.xrange(stream) if fields.get("case_id") and fields["case_id"] not in known]
-    return {"cases": cases, "idempotency": sorted(r.keys("gw:idem:*")), "stream entries of no case": strangers}
+    return {"cases": cases, "idempotency": sorted(r.scan_iter("gw:{*}:idem:*")), "stream entries of no case": strangers}
 
 
 def test_a_platform_caller_may_not_submit_a_window_case(gw):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ def by_matter(case: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {t["matter"]: t for t in case["tasks"]}
 
 
+@pytest.mark.cluster  # a key flow: also on the Redis Cluster fixture
 def test_employee_medical_enrolment_completes_and_the_platform_hears_every_change(gw):
     response = gw.submit(application(gw, "guangxi", ["employee_medical_enrolment"], applicant()))
     assert response.status_code == 202, response.text
@@ -66,6 +68,7 @@ GUANGXI_ALL_DEPARTMENTS = ["archive_transfer", "employee_pension_enrolment", "so
                            "employee_medical_enrolment", "contribution_declaration"]
 
 
+@pytest.mark.cluster  # a key flow: also on the Redis Cluster fixture
 def test_guangxi_case_reaches_every_department_and_completes(redis_url, tmp_path):
     gw = start_gateway(tmp_path, redis_url, applicant_delay="0.2")
     try:
@@ -115,7 +118,12 @@ def test_a_person_pays_through_the_single_use_link_and_the_callback_completes_th
         case_id = gw.submit(application(gw, "jiujiang", matters, person)).json()["id"]
         case = gw.wait(case_id, lambda c: by_matter(c)["contribution_declaration"]["status"] == "awaiting_payment")
         link = by_matter(case)["contribution_declaration"]["links"]["payment"]
-        sms = httpx.get(gw.mock("sms") + "/_mock/messages", params={"phone": person["phone"]}).json()["messages"]
+        deadline = time.monotonic() + 10  # the SMS leaves through the outbox a moment after the task moved
+        while True:
+            sms = httpx.get(gw.mock("sms") + "/_mock/messages", params={"phone": person["phone"]}).json()["messages"]
+            if any(link in m["text"] for m in sms) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert any(link in m["text"] for m in sms)  # the applicant got exactly this link by SMS
         token = link.rsplit("/", 1)[1]
         forged = f"{gw.base_url}/h5/{token[:-4]}{'AAAA' if not token.endswith('AAAA') else 'BBBB'}"

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from gateway.bootstrap import audit_signer, pii_cipher
+from gateway.store import keys
 from gateway.store.cases import CaseStore
 from gateway.store.connection import connect
 from mocks.common import callback_headers
@@ -53,7 +54,7 @@ def declaration(case: dict[str, Any]) -> dict[str, Any]:
 
 
 def task_hash(gw: RunningGateway, case_id: str) -> dict[str, str]:
-    return gw.redis().hgetall(f"gw:{{{case_id}}}:task:contribution_declaration")  # type: ignore[return-value]
+    return gw.redis().hgetall(keys.task(case_id, "contribution_declaration"))  # type: ignore[return-value]
 
 
 def answer_fields(gw: RunningGateway, case_id: str) -> dict[str, Any]:
@@ -113,7 +114,7 @@ def test_forged_replayed_and_backwards_callbacks_change_nothing(gw):
         assert refused.status_code == 401 and refused.json()["errors"][0]["code"] == "callback.signature_invalid"
     after = answer_fields(gw, case_id)
     assert after["status"] == "awaiting_payment" and after == before  # not a field touched
-    assert not gw.redis().keys("gw:callback-seen:*")
+    assert not list(gw.redis().scan_iter("gw:callback-seen:*"))
 
     # Same request id, same native status as already applied: acknowledged, ignored.
     same = post(gw, tax_callback(gw, request_id, "declared"))
@@ -146,7 +147,7 @@ def test_request_ids_are_random_and_not_derivable(gw):
         assert re.fullmatch(r"GW[0-9A-F]{30}", request_id)
         old = hashlib.sha256(f"{case_id}|contribution_declaration|contribution_declaration".encode())
         assert request_id != "GW" + old.hexdigest()[:30].upper()
-        assert gw.redis().get(f"gw:reqid:{request_id}") == f"{case_id}|contribution_declaration"
+        assert gw.redis().get(keys.request_index(request_id)) == f"{case_id}|contribution_declaration"
 
 
 def _revealed(token: str, secrets_: list[str]) -> list[str]:

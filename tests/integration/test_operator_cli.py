@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from gateway.store import keys
 from tests.support.harness import RunningGateway, applicant, start_gateway
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
@@ -23,6 +26,7 @@ def gateway_command(gw: RunningGateway, *args: str) -> subprocess.CompletedProce
     return subprocess.run([GATEWAY, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.cluster  # a key flow: also on the Redis Cluster fixture
 def test_cases_show_and_status_on_a_finished_case(redis_url, tmp_path):
     gw = start_gateway(tmp_path, redis_url)
     try:
@@ -32,7 +36,7 @@ def test_cases_show_and_status_on_a_finished_case(redis_url, tmp_path):
         case_id = gw.submit(body).json()["id"]
         case = gw.wait_terminal(case_id)
         assert case["status"] == "completed"
-        request_id = gw.redis().hget(f"gw:{{{case_id}}}:task:employee_medical_enrolment", "request_id")
+        request_id = gw.redis().hget(keys.task(case_id, "employee_medical_enrolment"), "request_id")
 
         shown = gateway_command(gw, "cases", "show", case_id)
         assert shown.returncode == 0, shown.stderr[-2000:]

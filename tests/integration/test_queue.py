@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from gateway.settings import Settings
 from gateway.store.connection import connect
 from gateway.store.queue import TaskQueue
 from tests.support.harness import flush
+
+pytestmark = pytest.mark.cluster  # the queue on the Redis Cluster fixture too
 
 
 async def two_workers(redis_url: str) -> tuple[TaskQueue, TaskQueue]:

@@ -41,7 +41,8 @@ def finished(gw: RunningGateway, sequence: int, key: str | None = None) -> str:
     case_id = str(response.json()["id"])
     gw.wait_terminal(case_id)
     client, deadline = gw.redis(), time.monotonic() + 15
-    while (client.xlen(keys.OUTBOX_STREAM) or client.xlen(keys.TASK_STREAM)) and time.monotonic() < deadline:
+    while any(client.xlen(keys.outbox_stream(s)) or client.xlen(keys.task_stream(s)) for s in keys.all_shards()) \
+            and time.monotonic() < deadline:
         time.sleep(0.05)  # its events delivered: nothing moves in Redis any more
     return case_id
 
@@ -90,7 +91,8 @@ def test_a_sweep_exports_then_removes_only_finished_cases_older_than_the_retenti
     assert lookup and gw.redis().zscore(lookup, old) is not None
     # A reminder timer that outlived its step (the applicant paid early) leaves with its case.
     timers = {c: delayed_member(c, matter, STEP_TIMER) for c in (old, recent)}
-    gw.redis().zadd(keys.DELAYED, {member: time.time() + 86400 for member in timers.values()})
+    for case_id, member in timers.items():
+        gw.redis().zadd(keys.delayed(keys.shard_of(case_id)), {member: time.time() + 86400})
     before = snapshot(gw)
 
     dry = gateway_command(gw, "retention", "sweep", "--dry-run", GATEWAY_RETENTION_DAYS="30")
@@ -106,7 +108,8 @@ def test_a_sweep_exports_then_removes_only_finished_cases_older_than_the_retenti
     assert case_keys_in_redis(gw, old) == set() and not gw.redis().exists(keys.request_index(request_id))
     assert gw.redis().zscore(lookup, old) is None
     assert case_keys_in_redis(gw, recent) and case_keys_in_redis(gw, old_failed)
-    assert gw.redis().zrange(keys.DELAYED, 0, -1) == [timers[recent]]
+    delayed = [m for s in keys.all_shards() for m in gw.redis().zrange(keys.delayed(s), 0, -1)]
+    assert timers[recent] in delayed and timers[old] not in delayed
     assert gw.case(recent)["id"] == recent
 
     verified = gateway_command(gw, "audit", "verify", "--file", str(export))
@@ -121,7 +124,7 @@ def test_a_sweep_exports_then_removes_only_finished_cases_older_than_the_retenti
     # The same key and body once more: the case is gone, and no second case is created.
     again = gw.submit(window_case(301), key="old-case-key", assertion=None, window=True)
     assert again.status_code == 410 and again.json()["errors"][0]["code"] == "case.removed", again.text
-    assert {k for k in gw.redis().scan_iter(match=keys.case("*"))} == {keys.case(recent), keys.case(old_failed)}
+    assert {k for k in gw.redis().scan_iter(match=keys.CASE_PATTERN)} == {keys.case(recent), keys.case(old_failed)}
 
 
 def test_a_crash_between_export_and_removal_loses_nothing_and_the_next_sweep_finishes(gw, monkeypatch):

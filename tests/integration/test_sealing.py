@@ -18,10 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 import structlog
 
 from gateway.bootstrap import audit_signer, pii_cipher
+from gateway.orchestration.intake import request_id_in_shard
 from gateway.security.audit import AuditSigner
 from gateway.security.pii import PiiCipher
 from gateway.security.secrets import stored_secret
@@ -31,7 +33,7 @@ from gateway.store.cases import CaseStore, NewTask
 from gateway.store.connection import connect
 from gateway.store.embedded_redis import EmbeddedRedis
 from tests.integration.test_case_flow import application
-from tests.support.harness import RunningGateway, applicant, start_gateway
+from tests.support.harness import RunningGateway, applicant, start_gateway, sync_redis
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
 GUANGXI = ["employee_pension_enrolment", "employee_medical_enrolment", "contribution_declaration"]
@@ -148,12 +150,13 @@ def test_whole_guangxi_and_jiujiang_cases_leave_nothing_personal_in_redis_or_the
             gw.stop()
 
 
+@pytest.mark.cluster  # a key flow: also on the Redis Cluster fixture
 def test_rotation_reseals_every_value_under_the_new_key_and_the_chain_stays_intact(redis_url, tmp_path):
     key_a, key_b = base64.b64encode(os.urandom(32)).decode(), base64.b64encode(os.urandom(32)).decode()
     audit = AuditSigner(os.urandom(32), "sha256")
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = sync_redis(redis_url)
     client.flushdb()
-    case_id = "rotation-case"
+    case_id = keys.new_id_in_shard(keys.idempotency_shard("p", "k"))
     person = applicant(sequence=215)
 
     async def seal_under_a() -> None:
@@ -165,7 +168,8 @@ def test_rotation_reseals_every_value_under_the_new_key_and_the_chain_stays_inta
                 "applicant": person, "agent": None, "sections": {}, "authorization": {"jti": "j"},
                 "warnings": [], "certificates": [],
                 "documents": {"licenses": [{"identifier": "X" + person["id_number"]}]},
-            }, tasks=[NewTask("housing_fund_account", "housing_fund", "housing_fund", "open_account", "r1", [],
+            }, tasks=[NewTask("housing_fund_account", "housing_fund", "housing_fund", "open_account",
+                              request_id_in_shard(keys.shard_of(case_id)), [],
                               "2026-02-01", True)], deadline_ts=0, ttl_s=60, first_messages=[])
             await store.update_task(case_id, "housing_fund_account", {"data": {"account_no": "GJJ0099887766"},
                                                                       "reference": "HF-REF-778899"})
@@ -176,7 +180,8 @@ def test_rotation_reseals_every_value_under_the_new_key_and_the_chain_stays_inta
     asyncio.run(seal_under_a())
     sealed_under_a = [text for _, text in every_value(client) if "v2:a:" in text]
     assert len(sealed_under_a) >= 8  # case fields, task fields, audit entries, outbox events
-    client.delete(keys.OUTBOX_STREAM)  # delivered and gone, as the outbox does within seconds
+    # Delivered and gone, as the outbox does within seconds.
+    client.delete(*(keys.outbox_stream(shard) for shard in keys.all_shards()))
 
     env = dict(os.environ, GATEWAY_REDIS_URL=redis_url, GATEWAY_PII_KEYS=json.dumps({"a": key_a, "b": key_b}),
                GATEWAY_PII_KEY_ID="b", GATEWAY_AUDIT_KEY=base64.b64encode(audit.key).decode(),

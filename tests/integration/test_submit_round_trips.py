@@ -1,5 +1,7 @@
-"""The lean submit path: a new case costs two Redis round trips (the nonce with the caller's rate token, then the
-create step), its 202 is what a read-back answers, and a Redis that lost its scripts costs a reload, not a refusal.
+"""The lean submit path: a new online case of a caller with a maximum of open cases costs three Redis round trips
+(the nonce with the caller's rate token; the open-case count with the assertion's claim, each in its own Cluster
+slot; the create step), its 202 is what a read-back answers, and a Redis that lost its scripts costs a reload, not a
+refusal.
 
 Round trips are counted where redis-py writes to its socket (one write per command or pipeline), with the API in
 this process and no worker beside it, so every trip counted is the request's."""
@@ -85,7 +87,7 @@ async def read(client: httpx.AsyncClient, case_id: str) -> dict[str, Any]:
     return dict(response.json())
 
 
-async def test_a_new_case_costs_two_redis_round_trips_and_answers_what_a_read_back_answers(
+async def test_a_new_case_costs_three_redis_round_trips_and_answers_what_a_read_back_answers(
         redis_url, tmp_path, monkeypatch):
     async with api(tmp_path, redis_url) as (client, identity):
         warm_up = await submit(client, identity, medical_case(103), uuid.uuid4().hex)  # connections, scripts
@@ -95,8 +97,10 @@ async def test_a_new_case_costs_two_redis_round_trips_and_answers_what_a_read_ba
         assertion = identity.assertion(body["applicant"]["id_number"], body["applicant"]["name"])
         accepted = await submit(client, identity, body, key, assertion)
         assert accepted.status_code == 202, accepted.text
-        assert len(counter.trips) == 2, counter.trips
-        assert counter.trips[0][0] == "SET" and counter.trips[1] == ["EVALSHA"], counter.trips
+        assert len(counter.trips) == 3, counter.trips
+        assert counter.trips[0] == ["SET", "EVALSHA"], counter.trips  # the nonce, the rate token
+        assert counter.trips[1] == ["EVALSHA", "EVALSHA"], counter.trips  # the open-case count, the claim
+        assert counter.trips[2] == ["EVALSHA"], counter.trips  # the create step
 
         view = accepted.json()
         assert CaseView.model_validate(view).model_dump(mode="json") == view  # the published model, nothing more
@@ -114,4 +118,4 @@ async def test_a_redis_that_lost_its_scripts_loads_them_and_spends_each_nonce_on
         accepted = await submit(client, identity, medical_case(133), uuid.uuid4().hex)
         assert accepted.status_code == 202, accepted.text  # the nonce was not sent twice (that would be a 401)
         loads = [trip for trip in counter.trips if trip == ["SCRIPT"]]
-        assert len(loads) == 2, counter.trips  # the rate token's script and the create step's, once each
+        assert len(loads) == 4, counter.trips  # the rate token's, the count's, the claim's and the create step's

@@ -14,6 +14,8 @@ from typing import Any
 
 import redis
 
+from gateway.store import keys
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -58,7 +60,7 @@ def test_one_trace_from_the_platform_request_to_the_department_and_back(redis_ur
     assert {s["attributes"]["gateway.step"] for s in steps} >= {"submit"}
     assert all(trace_of(s) == trace_id for s in steps)
     submit = next(s for s in steps if s["attributes"]["gateway.step"] == "submit")
-    assert submit["attributes"]["messaging.destination.name"] == "gw:tasks"
+    assert submit["attributes"]["messaging.destination.name"] == keys.task_stream(keys.shard_of(case_id))
     # Its parent is the step that queued it (the documents step), not merely the case: the entry carried it.
     documents = next(s for s in steps if s["attributes"]["gateway.step"] == "documents")
     assert submit["parent_id"] == documents["context"]["span_id"]
@@ -85,7 +87,7 @@ def test_one_trace_from_the_platform_request_to_the_department_and_back(redis_ur
 
     # Every change on the case's audit chain points into the trace.
     client = redis.Redis.from_url(redis_url, decode_responses=True)
-    chain = [json.loads(raw) for raw in client.lrange(f"gw:{{{case_id}}}:audit", 0, -1)]
+    chain = [json.loads(raw) for raw in client.lrange(keys.audit(case_id), 0, -1)]
     client.close()
     assert len(chain) >= 4 and {entry.get("trace_id") for entry in chain} == {trace_id}
     # ...and the operator finds it in the case's history.

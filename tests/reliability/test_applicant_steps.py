@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from gateway.client import GatewayClient, mint_demo_assertion
+from gateway.store import keys
 from mocks.serving import create_mock, free_port, start_in_thread
 from tests.support.harness import applicant, start_gateway
 
@@ -74,7 +75,7 @@ def test_a_step_nobody_does_is_reminded_twice_with_fresh_links_then_expires(redi
             closed = httpx.get(reminder["links"]["deposit"], follow_redirects=False)
             assert closed.status_code == 403 and closed.json()["errors"][0]["code"] == "link.invalid"
         assert any("已终止" in m["text"] for m in sms_messages(gw.mock("sms")))
-        assert gw.redis().zscore("gw:cases:open", case_id) is None  # the case settled
+        assert gw.redis().zscore(keys.open_cases(keys.shard_of(case_id)), case_id) is None  # the case settled
     finally:
         gw.stop()
 

@@ -12,8 +12,11 @@ import threading
 import time
 from collections import Counter
 
+import pytest
+
 from gateway.runtime import run_gateway
-from tests.support.harness import applicant, start_gateway
+from gateway.store import keys
+from tests.support.harness import applicant, start_gateway, stream_pending
 
 MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
                    "scheme": "combined_accounts"}
@@ -37,6 +40,7 @@ def second_worker(settings, redis_url: str) -> tuple[threading.Thread, dict]:
     return thread, holder
 
 
+@pytest.mark.cluster  # a key flow: also on the Redis Cluster fixture
 def test_a_webhook_slower_than_the_reclaim_time_gets_each_event_once_with_two_dispatchers(redis_url, tmp_path):
     gw = start_gateway(tmp_path, redis_url, outbox_timeout_s=6.0, outbox_redeliver_after_s=1.0, sms_url=None)
     thread, other = second_worker(gw.settings, gw.redis_url)
@@ -52,7 +56,7 @@ def test_a_webhook_slower_than_the_reclaim_time_gets_each_event_once_with_two_di
             case_ids.append(response.json()["id"])
         for case_id in case_ids:
             gw.wait_terminal(case_id)
-        expected = {case_id: int(gw.redis().hget(f"gw:{{{case_id}}}:case", "seq")) for case_id in case_ids}
+        expected = {case_id: int(gw.redis().hget(keys.case(case_id), "seq")) for case_id in case_ids}
         gw.wait_events(lambda es: sum(1 for e in es if e["case_id"] in expected) >= sum(expected.values()),
                        timeout=90)
         received = [e for e in gw.webhook.events if e["case_id"] in expected]
@@ -61,8 +65,8 @@ def test_a_webhook_slower_than_the_reclaim_time_gets_each_event_once_with_two_di
         for case_id, last in expected.items():
             assert sorted(e["seq"] for e in received if e["case_id"] == case_id) == list(range(1, last + 1))
         deadline = time.monotonic() + 15  # the last ack follows the webhook's answer, a moment after it recorded
-        while gw.redis().xpending("gw:outbox", "dispatchers")["pending"]:
-            assert time.monotonic() < deadline, gw.redis().xpending("gw:outbox", "dispatchers")
+        while stream_pending(gw.redis(), keys.outbox_stream, keys.OUTBOX_GROUP):
+            assert time.monotonic() < deadline
             time.sleep(0.1)
     finally:
         other["loop"].call_soon_threadsafe(other["stop"].set)

@@ -81,16 +81,16 @@ def half_written(gw: RunningGateway) -> list[str]:
     """Cases without all their tasks, and tasks without their case."""
     r = gw.redis()
     problems = []
-    case_keys = set(r.scan_iter("gw:{*}:case"))
+    case_keys = set(r.scan_iter("gw:{*}:c:*:case"))
     for case_key in case_keys:
-        case_id = case_key.split("{")[1].split("}")[0]
+        case_id = case_key.partition(":c:")[2].removesuffix(":case")
         matters = r.hget(case_key, "matters")
         if matters is None:
             problems.append(f"case {case_id} without its fields")
             continue
         problems += [f"case {case_id} without its task {matter}" for matter in json.loads(matters)
                      if not r.exists(keys.task(case_id, matter))]
-    problems += [f"{task_key} without its case" for task_key in r.scan_iter("gw:{*}:task:*")
+    problems += [f"{task_key} without its case" for task_key in r.scan_iter("gw:{*}:c:*:task:*")
                  if task_key.split(":task:")[0] + ":case" not in case_keys]
     return problems
 
@@ -126,7 +126,8 @@ def test_the_primary_killed_mid_load_loses_no_acknowledged_case(tmp_path, sentin
         # Between the promotion and the old primary's return the new primary had no replica: refused, not lost.
         assert any(NOT_REPLICATED in s.answers for s in submissions[killed_after:killed_after + 5])
         # Ops commands find the new primary through the Sentinels too.
-        gw.redis().zadd(keys.DLQ, {f"{submissions[0].case_id}|employee_medical_enrolment": time.time()})
+        dead = submissions[0].case_id
+        gw.redis().zadd(keys.dlq(keys.shard_of(dead)), {f"{dead}|employee_medical_enrolment": time.time()})
         env = dict(os.environ, GATEWAY_REDIS_SENTINELS=sentinel_cluster.sentinels,
                    GATEWAY_REDIS_MASTER_NAME=MASTER_NAME, GATEWAY_VAR_DIR=str(tmp_path / "var"))
         env.pop("GATEWAY_REDIS_URL", None)

@@ -20,9 +20,19 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.client import GatewayClient
+from gateway.store import keys
 from gateway.store.embedded_redis import EmbeddedRedis
 from mocks.serving import RunningServer, create_mock, free_port, start_in_thread
-from tests.support.harness import OPERATOR, PLATFORM, TERMINAL, WINDOW, IdentityService, applicant
+from tests.support.harness import (
+    OPERATOR,
+    PLATFORM,
+    TERMINAL,
+    WINDOW,
+    IdentityService,
+    applicant,
+    holding_consumers,
+    stream_pending,
+)
 from tests.support.processes import accepted_connections, alive, children_of
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
@@ -139,7 +149,7 @@ def test_a_worker_killed_mid_task_loses_nothing_and_registers_nobody_twice(tmp_p
         # Wait until worker-a holds messages it has read but not finished, then kill it without warning.
         r = redis.Redis.from_url(own_redis.url, decode_responses=True)
         deadline = time.monotonic() + 20
-        while not any(c["name"] == "worker-a" and c["pending"] for c in r.xinfo_consumers("gw:tasks", "workers")):
+        while "worker-a" not in holding_consumers(r):
             assert time.monotonic() < deadline, cluster.log("worker-a")
             time.sleep(0.05)
         cluster.kill("worker-a")
@@ -148,7 +158,7 @@ def test_a_worker_killed_mid_task_loses_nothing_and_registers_nobody_twice(tmp_p
         assert [b["tasks"][0]["status"] for b in finals] == ["completed"] * 6
         stats = httpx.get(medical.url + "/_mock/stats").json()
         assert stats["registrations"] == 6, stats
-        assert r.xpending("gw:tasks", "workers")["pending"] == 0
+        assert stream_pending(r, keys.task_stream, keys.TASK_GROUP) == 0
     finally:
         cluster.stop()
 

@@ -24,12 +24,14 @@ import jwt
 import redis
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI, Request, Response
+from redis.cluster import RedisCluster
 from redis.sentinel import Sentinel
 
 from gateway.client import GatewayClient
 from gateway.runtime import run_gateway
 from gateway.settings import Settings
-from gateway.store.connection import parse_sentinel_url
+from gateway.store import keys
+from gateway.store.connection import cluster_node_url, parse_sentinel_url
 from mocks.serving import RunningServer, create_mock, free_port, start_in_thread
 
 ALL_MOCKS = ("medical", "hrss", "tax", "housing_fund", "e_license", "sms")
@@ -132,7 +134,7 @@ class RunningGateway:
 
     def case(self, case_id: str) -> dict[str, Any]:
         """The case as its own caller sees it (a caller sees only its own cases)."""
-        owner = self.redis().hget(f"gw:{{{case_id}}}:case", "caller")
+        owner = self.redis().hget(keys.case(case_id), "caller")
         response = (self.window_client if owner == WINDOW[0] else self.client).get_case(case_id)
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
@@ -252,7 +254,11 @@ def start_gateway(tmp_path: Path, redis_url: str, *, mock_names: Iterable[str] =
 
 
 def sync_redis(url: str) -> redis.Redis:
-    """A blocking client for a plain URL or, through its Sentinels, for a `redis+sentinel://` one."""
+    """A blocking client for a plain URL, a `redis+cluster://` one, or, through its Sentinels, a `redis+sentinel://`
+    one."""
+    node_url = cluster_node_url(url)
+    if node_url:
+        return RedisCluster.from_url(node_url, decode_responses=True)  # type: ignore[return-value]
     address = parse_sentinel_url(url)
     if address is None:
         return redis.Redis.from_url(url, decode_responses=True)
@@ -272,3 +278,19 @@ def applicant(division: str = "450103", birth: str = "19900517", sequence: int =
     # The household is declared, as a platform pre-fills it (信息预填): here, where the mock population has it.
     return {"name": "韦样例", "id_type": "resident_id", "id_number": id_number(division, birth, sequence),
             "phone": "13912345678", "household_division_code": division, **extra}
+
+
+def stream_pending(client: redis.Redis, stream_of: Callable[[int], str], group: str) -> int:
+    """Entries read from every shard's stream and not yet acknowledged."""
+    return sum(int(client.xpending(stream_of(shard), group)["pending"]) for shard in keys.all_shards()
+               if client.exists(stream_of(shard)))
+
+
+def holding_consumers(client: redis.Redis) -> set[str]:
+    """The task-stream consumers holding an entry on any shard."""
+    return {c["name"] for shard in keys.all_shards() if client.exists(keys.task_stream(shard))
+            for c in client.xinfo_consumers(keys.task_stream(shard), keys.TASK_GROUP) if c["pending"]}
+
+
+def dead_letter_count(client: redis.Redis) -> int:
+    return sum(int(client.zcard(keys.dlq(shard))) for shard in keys.all_shards())
