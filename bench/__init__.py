@@ -110,6 +110,20 @@ def embedded_redis() -> Iterator[str]:
             server.stop()
 
 
+@contextlib.contextmanager
+def redis_for(url: str | None, cluster: bool = False) -> Iterator[str]:
+    """The Redis a benchmark runs on: a local 3-master Cluster, the URL given (its database flushed by the benchmark),
+    or else an embedded one in a temporary folder."""
+    if cluster:
+        with local_cluster() as cluster_url:
+            yield cluster_url
+    elif url:
+        yield url
+    else:
+        with embedded_redis() as embedded_url:
+            yield embedded_url
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on; the load average shows whether something else was running."""
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)

@@ -45,7 +45,7 @@ import httpx
 import psutil
 from rich.progress import Progress
 
-from bench import REPO_ROOT, embedded_redis, summary, write_results
+from bench import REPO_ROOT, redis_for, summary, write_results
 from gateway.bootstrap import build_services
 from gateway.sdk import AdapterSettings, DepartmentRequest
 from gateway.settings import Settings
@@ -251,15 +251,6 @@ async def _post(client: httpx.AsyncClient, url: str, body: bytes, headers: dict[
     response = await client.post(url, content=body, headers=headers)
     response.raise_for_status()
     response.json()  # as the adapter reads it
-
-
-@contextmanager
-def redis_for(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-    else:
-        with embedded_redis() as embedded_url:
-            yield embedded_url
 
 
 def show(rows: list[dict[str, Any]]) -> None:

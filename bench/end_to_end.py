@@ -32,8 +32,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from typing import Any
 import httpx
 from rich.progress import Progress
 
-from bench import MACHINE_REDIS, embedded_redis, local_cluster, redis_version, summary, write_results
+from bench import MACHINE_REDIS, redis_for, redis_version, summary, write_results
 from gateway.client import AsyncGatewayClient
 from gateway.settings import Settings
 from gateway.store import keys
@@ -313,18 +312,6 @@ def show(result: dict[str, Any]) -> None:
         print(f"  !!! REGISTRATIONS DO NOT EQUAL CASES: {result['registration_mismatches']}")
     else:
         print(f"  registrations equal cases: {result['registrations_expected']}")
-
-
-@contextmanager
-def redis_for(url: str | None, cluster: bool) -> Iterator[str]:
-    if cluster:
-        with local_cluster() as cluster_url:
-            yield cluster_url
-    elif url:
-        yield url  # start_gateway flushes its database before each scenario
-    else:
-        with embedded_redis() as embedded_url:
-            yield embedded_url
 
 
 def main() -> None:

@@ -30,15 +30,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import redis
 
-from bench import MACHINE_REDIS, embedded_redis, redis_version, write_results
+from bench import MACHINE_REDIS, redis_for, redis_version, write_results
 from gateway.bootstrap import audit_signer, pii_cipher
 from gateway.client import AsyncGatewayClient
 from gateway.security.audit import AuditChain
@@ -293,15 +291,6 @@ def show(finished: list[dict[str, Any]], opened: dict[str, Any]) -> None:
     print("| moment | API | worker |\n| --- | ---: | ---: |")
     for moment, values in opened["rss_mib"].items():
         print(f"| {moment} | {values['api']} | {values['worker']} |")
-
-
-@contextmanager
-def redis_for(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-    else:
-        with embedded_redis() as embedded_url:
-            yield embedded_url
 
 
 def main() -> None:

@@ -6,24 +6,14 @@ concurrent submits without collapsing."""
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from gateway.client import AsyncGatewayClient, mint_demo_assertion
-from mocks.serving import free_port
 from tests.support.harness import PLATFORM, applicant, start_gateway
-
-GATEWAY = str(Path(sys.executable).parent / "gateway")
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.processes import start_gateway_up
 
 MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
                    "scheme": "combined_accounts"}
@@ -83,33 +73,14 @@ def test_a_burst_beyond_the_redis_pool_is_answered_202_or_503_never_500(redis_ur
 
 
 def test_gateway_up_takes_256_concurrent_submits_with_202_or_a_shed_answer_and_keeps_answering_probes(tmp_path):
-    port, var = free_port(), tmp_path / "var"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "MOCK_"))}
-    env.update(GATEWAY_VAR_DIR=str(var), PYTHONUNBUFFERED="1")
-    log = tmp_path / "up.log"
-    with log.open("wb") as out:
-        up = subprocess.Popen([GATEWAY, "up", "--port", str(port)], cwd=REPO, env=env, stdout=out,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    up = start_gateway_up(tmp_path)
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            assert up.poll() is None, log.read_text()
-            try:
-                if httpx.get(base + "/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.3)
-        caller = re.search(r"demo caller: app_id=(\S+) secret=(\S+)", log.read_text())
-        assert caller, log.read_text()
-        key = var / "identity" / "demo-idp-key.pem"
+        base, key = up.base_url, up.identity_key
 
         def assertion(id_number: str, name: str) -> str:
             return mint_demo_assertion(key, id_number, name)
 
-        answers, probed = asyncio.run(burst(base, (caller.group(1), caller.group(2)), assertion, 256,
+        answers, probed = asyncio.run(burst(base, (up.app_id, up.secret), assertion, 256,
                                             probes=("/healthz", "/readyz")))
         assert [repr(a) for a in answers if isinstance(a, BaseException)] == []  # no reset, no time-out
         responses = [a for a in answers if isinstance(a, httpx.Response)]
@@ -123,6 +94,5 @@ def test_gateway_up_takes_256_concurrent_submits_with_202_or_a_shed_answer_and_k
         print(f"gateway up, 256 in flight: {statuses.count(202)} accepted, {statuses.count(429)} x 429, "
               f"{statuses.count(503)} x 503; /healthz {len(probed['/healthz'])}x, /readyz {probed['/readyz']}")
     finally:
-        up.send_signal(signal.SIGTERM)
-        returncode = up.wait(60)
-    assert returncode == 0, log.read_text()[-2000:]
+        returncode = up.stop()
+    assert returncode == 0, up.log.read_text()[-2000:]
