@@ -28,7 +28,7 @@ from bench import MACHINE_REDIS, flush, redis_version, write_results
 from gateway.settings import Settings
 from gateway.store.connection import connect
 from gateway.store.consumer import ConsumerLoop, Entry
-from gateway.store.queue import TaskQueue
+from gateway.store.queue import TaskQueue, depths
 
 
 async def produce(count: int, concurrency: int, enqueue: Callable[[int], Awaitable[Any]]) -> float:
@@ -76,7 +76,8 @@ async def ours(url: str, count: int, concurrency: int, progress: Progress, bar: 
         await done.wait()
         worked_s = time.perf_counter() - started
         await runner
-        left = await queue.pending_count() + int(await redis.xlen(queue.stream.stream))
+        queued = await depths(redis)
+        left = queued.tasks_pending + queued.tasks
         if left:
             raise SystemExit(f"our stream still holds {left} entries after every task was handled")
         return row("gateway task stream", count, queued_s, worked_s)

@@ -97,10 +97,15 @@ async def test_a_new_case_costs_three_redis_round_trips_and_answers_what_a_read_
         assertion = identity.assertion(body["applicant"]["id_number"], body["applicant"]["name"])
         accepted = await submit(client, identity, body, key, assertion)
         assert accepted.status_code == 202, accepted.text
-        assert len(counter.trips) == 3, counter.trips
-        assert counter.trips[0] == ["SET", "EVALSHA"], counter.trips  # the nonce, the rate token
-        assert counter.trips[1] == ["EVALSHA", "EVALSHA"], counter.trips  # the open-case count, the claim
-        assert counter.trips[2] == ["EVALSHA"], counter.trips  # the create step
+        rounds = [["SET", "EVALSHA"],  # the nonce, the rate token
+                  ["EVALSHA", "EVALSHA"],  # the open-case count, the claim
+                  ["EVALSHA"]]  # the create step
+        if redis_url.startswith("redis+cluster://"):
+            # A Cluster pipeline writes to each node it touches at once: one round, one write per node.
+            assert sorted(sum(counter.trips, [])) == sorted(sum(rounds, [])), counter.trips
+            assert len(counter.trips) <= 5, counter.trips
+        else:
+            assert counter.trips == rounds
 
         view = accepted.json()
         assert CaseView.model_validate(view).model_dump(mode="json") == view  # the published model, nothing more

@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from gateway.store import keys
+from tests.support.harness import sync_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -86,7 +85,7 @@ def test_one_trace_from_the_platform_request_to_the_department_and_back(redis_ur
     assert "outbox deliver" in names and "EVALSHA" in names
 
     # Every change on the case's audit chain points into the trace.
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = sync_redis(redis_url)
     chain = [json.loads(raw) for raw in client.lrange(keys.audit(case_id), 0, -1)]
     client.close()
     assert len(chain) >= 4 and {entry.get("trace_id") for entry in chain} == {trace_id}
