@@ -1,7 +1,7 @@
 """Submits per second: signed, valid one-matter online cases against a gateway started as its own process.
 
     .venv/bin/python -m bench.submit [--quick] [--layouts api up healthz] [--processes 1 2] [--redis-url URL]
-                                     [--cases N] [--seconds S]
+                                     [--cases N] [--seconds S] [--tree PATH]
 
 Each case is a Guangxi employee medical enrolment, online, with a fresh ES256 applicant assertion: the requests
 (body, Idempotency-Key, assertion, nonce, HMAC) are all built before a phase starts, and sent by a raw asyncio
@@ -228,10 +228,15 @@ def tree_cpu_s(pid: int) -> float:
     return total
 
 
-def has_processes_option() -> bool:
-    """`gateway api --processes N` exists on branches that run several API processes."""
+def server_env(tree: Path) -> dict[str, str]:
+    """The environment a server runs in: its code from `tree` (this checkout, or another one for a before/after)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))}
+
+
+def has_processes_option(tree: Path) -> bool:
+    """`gateway api --processes N` exists since the gateway runs several API processes (not in older checkouts)."""
     shown = subprocess.run([sys.executable, "-m", "gateway", "api", "--help"], capture_output=True, text=True,
-                           cwd=REPO_ROOT, env={**os.environ, "COLUMNS": "200"})
+                           cwd=tree, env={**server_env(tree), "COLUMNS": "200"})
     return "--processes" in shown.stdout
 
 
@@ -253,9 +258,10 @@ def wait_healthy(port: int, process: subprocess.Popen[bytes], timeout_s: float =
 
 @contextmanager
 def server(layout: str, processes: int, folder: Path, identity: IdentityService, redis_url: str,
-           log: Path) -> Iterator[tuple[int, int]]:
+           log: Path, tree: Path) -> Iterator[tuple[int, int]]:
     port = free_port()
-    env = {**os.environ, "GATEWAY_REDIS_URL": redis_url, "GATEWAY_API_PORT": str(port),
+    env = {**(os.environ if layout == "healthz" else server_env(tree)),
+           "GATEWAY_REDIS_URL": redis_url, "GATEWAY_API_PORT": str(port),
            "GATEWAY_CALLERS_FILE": str(folder / "callers.json"), "GATEWAY_VAR_DIR": str(folder / f"var-{layout}"),
            "GATEWAY_IDENTITY_JWKS_FILE": str(identity.jwks_path), "GATEWAY_IDENTITY_ISSUER": identity.issuer,
            "GATEWAY_LOG_LEVEL": "WARNING"}
@@ -268,7 +274,8 @@ def server(layout: str, processes: int, folder: Path, identity: IdentityService,
         if processes > 1:
             command += ["--processes", str(processes)]
     with log.open("ab") as output:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=REPO_ROOT if layout == "healthz" else tree, env=env, stdout=output,
+                                   stderr=subprocess.STDOUT)
     try:
         wait_healthy(port, process)
         yield port, process.pid
@@ -337,12 +344,14 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=None, help="requests per closed-loop phase (5000; quick 300)")
     parser.add_argument("--seconds", type=float, default=None, help="length of each open-loop phase (5; quick 0.3)")
     parser.add_argument("--redis-url", default=MACHINE_REDIS, help=f"FLUSHED before each layout ({MACHINE_REDIS})")
+    parser.add_argument("--tree", type=Path, default=REPO_ROOT,
+                        help="the checkout whose gateway to measure (default this one; another for a before/after)")
     args = parser.parse_args()
     cases = args.cases or (300 if args.quick else 5000)
     seconds = args.seconds or (0.3 if args.quick else 5.0)
     if not redis_reachable(args.redis_url):
         sys.exit(f"no Redis at {args.redis_url}")
-    processes = args.processes if has_processes_option() else [1]
+    processes = args.processes if has_processes_option(args.tree) else [1]
     plan = phases(cases, seconds)
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="gw-bench-submit-") as name:
@@ -355,7 +364,7 @@ def main() -> None:
             with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
                           TimeElapsedColumn(), transient=True) as progress:
                 for layout, n in runs:
-                    with server(layout, n, folder, identity, args.redis_url, log) as (port, pid):
+                    with server(layout, n, folder, identity, args.redis_url, log, args.tree) as (port, pid):
                         label = f"{layout} x{n}" if layout == "api" else layout
                         for row in asyncio.run(run_layout(port, pid, layout, plan, identity, progress)):
                             rows.append({"layout": label, **row})
@@ -363,9 +372,9 @@ def main() -> None:
             print(log.read_text(errors="replace")[-4000:], file=sys.stderr)
             raise
     print_table(rows)
-    write_results("submit-quick" if args.quick else "submit",
+    write_results("submit-quick" if args.quick else "submit" if args.tree == REPO_ROOT else "submit-tree",
                   {"cases_per_closed_phase": cases, "open_phase_seconds": seconds, "quick": args.quick,
-                   "redis_url": args.redis_url, "rows": rows})
+                   "redis_url": args.redis_url, "tree": str(args.tree), "rows": rows})
 
 
 if __name__ == "__main__":
