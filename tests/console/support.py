@@ -13,12 +13,10 @@ from gateway.console.demo import DEMO_ISSUER
 from gateway.console.operators import hash_password
 from gateway.security.applicant_identity import write_demo_identity
 from gateway.security.callers import write_demo_callers
-from tests.support.harness import RunningGateway, applicant, start_gateway
+from tests.support.harness import RunningGateway, applicant, medical_case, start_gateway
 
 OPERATOR = ("op-wei", "operator-password-1")
 VIEWER = ("viewer-li", "viewer-password-1")
-MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
-                   "scheme": "combined_accounts"}
 
 
 def write_operators(folder: Path) -> Path:
@@ -44,12 +42,6 @@ def start_demo_console_gateway(tmp_path: Path, redis_url: str, **overrides: Any)
     jwks, _ = write_demo_identity(var / "identity", DEMO_ISSUER)
     return start_console_gateway(tmp_path, redis_url, callers_file=var / "demo-callers.json",
                                  identity_jwks_file=jwks, identity_issuer=DEMO_ISSUER, **overrides)
-
-
-def medical_case(sequence: int = 123) -> dict[str, Any]:
-    return {"profile": "guangxi", "channel": "online", "applicant": applicant(sequence=sequence),
-            "matters": ["employee_medical_enrolment"], "sections": {"employee_medical_enrolment": MEDICAL_SECTION},
-            "delivery": "online"}
 
 
 def awaiting_payment_case() -> dict[str, Any]:

@@ -19,7 +19,7 @@ from gateway.store import keys
 from gateway.store.connection import cluster_url, connect, resolve_redis_url
 from gateway.store.queue import TaskQueue
 from tests.support.cluster import LocalCluster
-from tests.support.harness import PLATFORM, applicant, flush, start_gateway
+from tests.support.harness import PLATFORM, flush, medical_case, start_gateway
 
 
 def slot(key: str) -> int:
@@ -91,12 +91,7 @@ def test_on_the_cluster_an_assertion_creates_one_case_and_a_retry_answers_it(red
                                                                             tmp_path: Path) -> None:
     gw = start_gateway(tmp_path, redis_cluster.url)
     try:
-        body = {"profile": "guangxi", "channel": "online", "applicant": applicant(),
-                "matters": ["employee_medical_enrolment"],
-                "sections": {"employee_medical_enrolment": {"insured_place": "450100",
-                                                            "insurance_types": ["employee_basic_medical"],
-                                                            "scheme": "combined_accounts"}},
-                "delivery": "online"}
+        body = medical_case()
         person = body["applicant"]
         assert isinstance(person, dict)
         token = gw.identity.assertion(person["id_number"], person["name"])

@@ -22,17 +22,11 @@ from gateway.security.audit import AuditChain
 from gateway.store import keys, retention
 from gateway.store.connection import connect
 from gateway.store.queue import delayed_member
-from tests.support.harness import RunningGateway, applicant, start_gateway, sync_redis
+from tests.support.harness import RunningGateway, medical_case, start_gateway, sync_redis
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
-MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
-                   "scheme": "combined_accounts"}
-
-
 def window_case(sequence: int) -> dict[str, Any]:
-    return {"profile": "guangxi", "channel": "window", "applicant": applicant(sequence=sequence),
-            "matters": ["employee_medical_enrolment"], "sections": {"employee_medical_enrolment": MEDICAL_SECTION},
-            "delivery": "window"}
+    return medical_case("window", sequence)
 
 
 def finished(gw: RunningGateway, sequence: int, key: str | None = None) -> str:

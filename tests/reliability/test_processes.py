@@ -29,21 +29,15 @@ from tests.support.harness import (
     TERMINAL,
     WINDOW,
     IdentityService,
-    applicant,
     holding_consumers,
+    medical_case,
     stream_pending,
 )
 from tests.support.processes import accepted_connections, alive, children_of
 
 GATEWAY = str(Path(sys.executable).parent / "gateway")
-MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
-                   "scheme": "combined_accounts"}
-
-
 def window_case(sequence: int) -> dict[str, Any]:
-    return {"profile": "guangxi", "channel": "window", "applicant": applicant(sequence=sequence),
-            "matters": ["employee_medical_enrolment"], "sections": {"employee_medical_enrolment": MEDICAL_SECTION},
-            "delivery": "window"}
+    return medical_case("window", sequence)
 
 
 class Cluster:

@@ -280,6 +280,17 @@ def applicant(division: str = "450103", birth: str = "19900517", sequence: int =
             "phone": "13912345678", "household_division_code": division, **extra}
 
 
+MEDICAL_SECTION = {"insured_place": "450100", "insurance_types": ["employee_basic_medical"],
+                   "scheme": "combined_accounts"}
+
+
+def medical_case(channel: str = "online", sequence: int = 123) -> dict[str, Any]:
+    """A Guangxi employee medical enrolment, the one-matter case most tests need."""
+    return {"profile": "guangxi", "channel": channel, "applicant": applicant(sequence=sequence),
+            "matters": ["employee_medical_enrolment"], "sections": {"employee_medical_enrolment": MEDICAL_SECTION},
+            "delivery": channel}
+
+
 def stream_pending(client: redis.Redis, stream_of: Callable[[int], str], group: str) -> int:
     """Entries read from every shard's stream and not yet acknowledged."""
     return sum(int(client.xpending(stream_of(shard), group)["pending"]) for shard in keys.all_shards()
