@@ -242,7 +242,7 @@ def main() -> None:
             print(f"gateway api --processes {processes}: {row['submits_per_s']} submits/s at {args.in_flight} in "
                   f"flight, CPU per submit {row['api_cpu_ms_per_submit']} ms API, {row['client_cpu_ms_per_submit']} ms "
                   f"client; load {row['loadavg_1m']:.1f} ({row['statuses']}, errors {row['errors']})", flush=True)
-    write_results("processes", results)
+    write_results("processes_quick" if args.quick else "processes", results)
 
 
 if __name__ == "__main__":

@@ -59,3 +59,15 @@ def test_end_to_end_takes_guangxi_three_matter_online_cases_to_their_end():
     assert scenario["registration_mismatches"] == {}
     assert set(scenario["cpu_ms_per_case"]) == {"gateway", "mocks", "load + webhook"}
     assert "gateway ms/case" in result["stdout"]
+
+
+def test_processes_measures_healthz_beside_a_busy_worker_and_one_and_two_api_processes(embedded_redis: EmbeddedRedis):
+    result = run_quick("bench.processes", "--redis-url", embedded_redis.url)
+    [healthz] = result["healthz"]
+    assert healthz["healthz_idle_ms"]["n"] > 0 and healthz["healthz_worker_busy_ms"]["n"] > 0, healthz
+    assert healthz["submit"]["statuses"].get("202"), healthz["submit"]
+    submits = {row["processes"]: row for row in result["submits"]}
+    assert set(submits) == {1, 2}
+    for row in submits.values():  # every submit answered: accepted or shed, no reset or time-out
+        assert row["errors"] == [] and set(row["statuses"]) <= {"202", "429", "503"}, row
+        assert row["submits_per_s"] > 0 and row["api_cpu_ms_per_submit"] > 0, row
