@@ -182,6 +182,20 @@ def console_router(settings: Settings) -> APIRouter:
         return page("error.html", 403, who=who, title="禁止 Forbidden", message_zh=exc.message_zh,
                     message_en=exc.message_en)
 
+    def reason_of(form: dict[str, str]) -> str:
+        """An action's reason as kept on the audit chain: trimmed, bounded; fewer than 2 characters is none."""
+        reason = form.get("reason", "").strip()[:MAX_REASON]
+        return reason if len(reason) >= 2 else ""
+
+    async def reason_missing(request: Request, case_id: str, what_zh: str) -> HTMLResponse:
+        who = signed_in(request)
+        assert who is not None  # acting() let the request through
+        return await case_page(request, who, case_id, notice=f"请填写{what_zh}原因 Give a reason", status=422)
+
+    def back_to_case(case_id: str, done: str) -> RedirectResponse:
+        """After an action, the case page with what was done ("nothing" when there was nothing to do)."""
+        return RedirectResponse(f"/console/cases/{quote(case_id, safe='')}?done={done}", status_code=303)
+
     @router.get("/static/{name}")
     async def static(name: str) -> Response:
         if name not in STATIC:
@@ -371,11 +385,11 @@ def console_router(settings: Settings) -> APIRouter:
             operator, form = await acting(request)
         except Forbidden as exc:
             return refused(exc, signed_in(request))
-        reason = form.get("reason", "").strip()[:MAX_REASON]
+        reason = reason_of(form)
+        if not reason:
+            return await reason_missing(request, case_id, "查看")
         who = signed_in(request)
         assert who is not None
-        if len(reason) < 2:
-            return await case_page(request, who, case_id, notice="请填写查看原因 Give a reason", status=422)
         if await services_of(request).store.get_case(case_id) is None:
             return await case_page(request, who, case_id)
         await services_of(request).store.append_event(case_id, "console.pii_revealed",
@@ -394,8 +408,7 @@ def console_router(settings: Settings) -> APIRouter:
         count = await replay_dead_letters(services_of(request), actor=f"console:{operator.id}",
                                           task=f"{case_id}:{matter}")
         log.info("console replay", operator=operator.id, case_id=case_id, matter=matter, replayed=count)
-        return RedirectResponse(f"/console/cases/{quote(case_id, safe='')}?done={'replayed' if count else 'nothing'}",
-                                status_code=303)
+        return back_to_case(case_id, "replayed" if count else "nothing")
 
     @router.post("/cases/{case_id}/resend-link")
     async def resend(case_id: str, request: Request) -> Response:
@@ -403,16 +416,13 @@ def console_router(settings: Settings) -> APIRouter:
             operator, form = await acting(request)
         except Forbidden as exc:
             return refused(exc, signed_in(request))
-        reason, matter = form.get("reason", "").strip()[:MAX_REASON], form.get("matter", "")
-        if len(reason) < 2:
-            who = signed_in(request)
-            assert who is not None
-            return await case_page(request, who, case_id, notice="请填写重发原因 Give a reason", status=422)
+        reason, matter = reason_of(form), form.get("matter", "")
+        if not reason:
+            return await reason_missing(request, case_id, "重发")
         sent = await resend_link(services_of(request), case_id, matter, actor=f"console:{operator.id}",
                                  reason=reason)
         log.info("console resend link", operator=operator.id, case_id=case_id, matter=matter, sent=sent)
-        return RedirectResponse(f"/console/cases/{quote(case_id, safe='')}?done={'resent' if sent else 'nothing'}",
-                                status_code=303)
+        return back_to_case(case_id, "resent" if sent else "nothing")
 
     @router.post("/cases/{case_id}/cancel")
     async def cancel(case_id: str, request: Request) -> Response:
@@ -420,15 +430,12 @@ def console_router(settings: Settings) -> APIRouter:
             operator, form = await acting(request)
         except Forbidden as exc:
             return refused(exc, signed_in(request))
-        reason = form.get("reason", "").strip()[:MAX_REASON]
-        if len(reason) < 2:
-            who = signed_in(request)
-            assert who is not None
-            return await case_page(request, who, case_id, notice="请填写撤销原因 Give a reason", status=422)
+        reason = reason_of(form)
+        if not reason:
+            return await reason_missing(request, case_id, "撤销")
         cancelled = await cancel_case(services_of(request), case_id, actor=f"console:{operator.id}", reason=reason)
         log.info("console cancel", operator=operator.id, case_id=case_id, cancelled=len(cancelled))
-        return RedirectResponse(f"/console/cases/{quote(case_id, safe='')}?done="
-                                f"{'cancelled' if cancelled else 'nothing'}", status_code=303)
+        return back_to_case(case_id, "cancelled" if cancelled else "nothing")
 
     @router.get("/form")
     async def first_form(request: Request) -> Response:
