@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+from gateway.security.callers import listed_entries
 
 Role = Literal["viewer", "operator"]
 ROLES: tuple[Role, ...] = ("viewer", "operator")
@@ -76,12 +76,7 @@ def authenticate(operators: dict[str, Operator], operator_id: str, password: str
 
 
 def load_operators(path: Path) -> dict[str, Operator]:
-    text = path.read_text(encoding="utf-8")
-    raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    if isinstance(raw, dict) and "operators" in raw:
-        raw = raw["operators"]
-    if not isinstance(raw, list):
-        raise OperatorsFileError(f"{path}: expected a list of {{id, name, password_hash, role}}")
+    raw = listed_entries(path, "operators", OperatorsFileError, "{id, name, password_hash, role}")
     operators: dict[str, Operator] = {}
     for i, item in enumerate(raw):
         operator = _operator(item, f"{path}: entry {i}")

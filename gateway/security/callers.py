@@ -63,14 +63,21 @@ _KEYS = {"app_id", "secret", "name", "kind", "profiles", "matters", "rate_limit"
 _ALIASES = ("type", "role", "channel", "window")  # accepted once; each could grant the window role by accident
 
 
-def load_callers(path: Path, known_profiles: Collection[str] | None = None,
-                 known_matters: Collection[str] | None = None) -> dict[str, Caller]:
+def listed_entries(path: Path, key: str, error: type[ValueError], shape: str) -> list[Any]:
+    """The entries of a JSON or YAML file that is a list, or a mapping holding the list under `key` (the callers and
+    the operators files); `error` with `shape` when it is neither."""
     text = path.read_text(encoding="utf-8")
     raw = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    if isinstance(raw, dict) and "callers" in raw:
-        raw = raw["callers"]
+    if isinstance(raw, dict) and key in raw:
+        raw = raw[key]
     if not isinstance(raw, list):
-        raise CallersFileError(f"{path}: expected a list of {{app_id, secret, ...}}")
+        raise error(f"{path}: expected a list of {shape}")
+    return raw
+
+
+def load_callers(path: Path, known_profiles: Collection[str] | None = None,
+                 known_matters: Collection[str] | None = None) -> dict[str, Caller]:
+    raw = listed_entries(path, "callers", CallersFileError, "{app_id, secret, ...}")
     callers: dict[str, Caller] = {}
     for i, item in enumerate(raw):
         caller = _caller(item, f"{path}: entry {i}", known_profiles, known_matters)
